@@ -1,0 +1,45 @@
+"""The ``wmgym`` command line.
+
+Each subcommand lives in the module of its concept and exposes
+``add_parser(subparsers)``, which registers the subcommand and sets
+``func(args) -> int`` as its default. This file only lists them, so adding a
+command touches one line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: Modules that contribute subcommands (in ``wmgym --help`` order).
+COMMAND_MODULES = [
+    "wmgym.envs.commands",
+    "wmgym.training.commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wmgym", description="Text environments and their LLM world-model twins.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        # User errors: say what is wrong without a traceback.
+        print(f"wmgym {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Real text environments, the shared base, the twin env, and registration.
+
+``import wmgym`` runs :func:`register_envs`, a flat list of
+``gymnasium.register`` calls with string entry points (imported lazily, so a
+heavy engine loads only when its env is made).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from wmgym.envs.base import EngineReset, EngineStep, TextEnv
+
+#: Every id wmgym registers, with a one-line description (``wmgym envs`` prints these).
+ENV_DESCRIPTIONS: dict[str, str] = {}
+
+
+def _register(env_id: str, entry_point: str, max_episode_steps: int, description: str, **kwargs) -> None:
+    ENV_DESCRIPTIONS[env_id] = description
+    if env_id in gym.registry:
+        return
+    gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps,
+                 disable_env_checker=True, kwargs=kwargs)
+
+
+def register_envs() -> None:
+    """Register every wmgym id with Gymnasium (idempotent)."""
+    _register("TextWorld-v0", "wmgym.envs.textworld_env:TextWorldEnv", 50,
+              "TextWorld games (custom quests + cooking) compiled locally; 2,500 train / 200 test")
+
+
+def registered_ids() -> list[str]:
+    """All ids wmgym registers, sorted."""
+    return sorted(ENV_DESCRIPTIONS)
+
+
+__all__ = ["EngineReset", "EngineStep", "TextEnv", "register_envs", "registered_ids", "ENV_DESCRIPTIONS"]

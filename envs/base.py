@@ -1,0 +1,198 @@
+"""The text-env base class shared by every real env and every twin.
+
+A concrete env fills in three engine hooks and inherits the whole contract of
+``DESIGN.md``: Text spaces, game/split selection in ``reset``, per-step reward,
+``terminated`` on win or loss, the ``info`` keys, malformed actions answered as
+the game would, ``TypeError`` for a non-``str`` action, and ``ansi``/``human``
+rendering.
+
+Hooks:
+
+- ``_num_games(split)``: how many games the split holds.
+- ``_engine_reset(split, index)``: load and start one game, return an
+  :class:`EngineReset`.
+- ``_engine_step(action)``: play one *well-formed* action, return an
+  :class:`EngineStep`.
+
+Optionally ``expert_action()`` (the expert's next command from the current
+state) and ``_engine_close()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import gymnasium as gym
+
+from wmgym.envs.spaces import MAX_ACTION_LENGTH, action_space, observation_space
+
+
+@dataclasses.dataclass
+class EngineReset:
+    """What an engine reports when a game starts."""
+
+    observation: str
+    task: str
+    game_id: str
+    init_context: str
+    admissible_commands: list[str] = dataclasses.field(default_factory=list)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class EngineStep:
+    """What an engine reports after one action."""
+
+    observation: str
+    reward: float = 0.0
+    won: bool = False
+    lost: bool = False
+    admissible_commands: list[str] = dataclasses.field(default_factory=list)
+    #: ``None`` lets the base class decide (action among the admissible ones).
+    action_valid: bool | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class TextEnv(gym.Env[str, str]):
+    """Base class of all wmgym text environments (real and twin).
+
+    Args:
+        split: default split for ``reset`` when ``options`` names none.
+        render_mode: ``"ansi"`` (``render()`` returns the transcript so far) or
+            ``"human"`` (each step is printed).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    #: Splits this env offers; the first is the default.
+    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    #: The answer to a malformed action (empty, overlong, blocked meta-command).
+    invalid_action_text: ClassVar[str] = "Nothing happens."
+    #: Commands refused as malformed (engine meta-commands such as ``quit``).
+    blocked_commands: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, split: str | None = None, render_mode: str | None = None):
+        self.split = self._check_split(split or self.splits[0])
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; choose one of {self.metadata['render_modes']}"
+            )
+        self.render_mode = render_mode
+        self.observation_space = observation_space()
+        self.action_space = action_space()
+        self._started = False
+        self._done = False
+        self._info: dict[str, Any] = {}
+        self._transcript: list[str] = []
+
+    # ------------------------------------------------------------------ hooks
+    def _num_games(self, split: str) -> int:
+        raise NotImplementedError
+
+    def _engine_reset(self, split: str, index: int) -> EngineReset:
+        raise NotImplementedError
+
+    def _engine_step(self, action: str) -> EngineStep:
+        raise NotImplementedError
+
+    def _engine_close(self) -> None:
+        """Release engine resources (processes, JVMs, files)."""
+
+    def expert_action(self) -> str | None:
+        """The expert's next command from the current state, if the env has one."""
+        return None
+
+    # --------------------------------------------------------------- contract
+    def _check_split(self, split: str) -> str:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r} for {type(self).__name__}; valid splits: {list(self.splits)}")
+        return split
+
+    def num_games(self, split: str | None = None) -> int:
+        """How many games ``split`` (default: the env's split) holds."""
+        return self._num_games(self._check_split(split or self.split))
+
+    def _game_index(self, split: str, game: Any) -> int:
+        n = self._num_games(split)
+        if game is None:
+            return int(self.np_random.integers(n))
+        if isinstance(game, str) and "/" in game:  # a game_id such as "train/00042"
+            prefix, _, rest = game.rpartition("/")
+            if prefix.split("/")[-1] != split:
+                raise ValueError(f"game {game!r} is not in split {split!r}")
+            game = rest
+        try:
+            index = int(game)
+        except (TypeError, ValueError):
+            raise ValueError(f"options['game'] must be an index in [0, {n}) or a game id, got {game!r}") from None
+        if not 0 <= index < n:
+            raise ValueError(f"game index {index} is out of range for split {split!r}: valid are 0..{n - 1}")
+        return index
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"game", "split"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; valid options: ['game', 'split']")
+        split = self._check_split(options.get("split", self.split))
+        index = self._game_index(split, options.get("game"))
+        start = self._engine_reset(split, index)
+        self._started, self._done = True, False
+        self._info = {
+            "task": start.task,
+            "game_id": start.game_id,
+            "split": split,
+            "won": False,
+            "admissible_commands": sorted(start.admissible_commands),
+            "init_context": start.init_context,
+            **start.extra,
+        }
+        self._transcript = [start.observation]
+        if self.render_mode == "human":
+            print(start.observation)
+        return start.observation, dict(self._info)
+
+    def _malformed(self, action: str) -> bool:
+        text = action.strip()
+        return not text or len(action) > MAX_ACTION_LENGTH or text.lower() in self.blocked_commands
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if not isinstance(action, str):
+            raise TypeError(f"action must be a str, got {type(action).__name__}: {action!r}")
+        if not self._started:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if self._malformed(action):
+            # Answered as the game answers nonsense; the game state is untouched.
+            result = EngineStep(self.invalid_action_text, admissible_commands=self._info["admissible_commands"],
+                                action_valid=False)
+        else:
+            was_admissible = action.strip() in self._info["admissible_commands"]
+            result = self._engine_step(action.strip())
+            if result.action_valid is None:
+                result.action_valid = was_admissible
+        terminated = bool(result.won or result.lost)
+        self._done = terminated
+        self._info = {
+            **{k: self._info[k] for k in ("task", "game_id", "split", "init_context")},
+            **result.extra,
+            "won": bool(result.won),
+            "admissible_commands": sorted(result.admissible_commands),
+            "action_valid": bool(result.action_valid),
+        }
+        self._transcript.append(f"> {action}\n{result.observation}")
+        if self.render_mode == "human":
+            print(self._transcript[-1])
+        return result.observation, float(result.reward), terminated, False, dict(self._info)
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return "\n\n".join(self._transcript)
+        if self.render_mode == "human":
+            return None
+        return None
+
+    def close(self) -> None:
+        self._engine_close()
+        super().close()

@@ -1,0 +1,159 @@
+"""TextWorld-v0: TextWorld games compiled locally and played through jericho.
+
+Description:
+    Text adventures made by TextWorld's own generator (rooms, containers,
+    doors, keys) and its cooking challenge (find the ingredients, cut and cook
+    them, prepare the meal and eat it). Games are generated on first use and
+    cached (see :mod:`wmgym.envs.textworld_games`).
+
+Spaces:
+    Observation and action are prose (:class:`~wmgym.envs.spaces.ProseText`).
+
+Rewards:
+    The per-step increase of TextWorld's score (one point per quest subgoal).
+
+Termination:
+    When the game is won or lost (cooking games are lost by eating the wrong
+    thing or burning food). Truncation comes from the registered TimeLimit.
+
+Registered ids:
+    ``TextWorld-v0`` (real), ``WM-TextWorld-v0`` (its twin).
+
+Inform's meta-commands (``quit``, ``restart``, ``undo``, ``save``, ...) act
+outside the story, so they are refused as malformed ("Nothing happens.").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from wmgym.envs.base import EngineReset, EngineStep, TextEnv
+from wmgym.envs import textworld_games
+
+_ART_CHARS = set(" _|\\/$<>")
+_PROMPT_RE = re.compile(r"\n>[^\n]*$")
+_GAME_OVER_RE = re.compile(r"\n*Would you like to RESTART, RESTORE a saved game, QUIT or UNDO the last command\?\s*")
+
+
+def clean_feedback(text: str) -> str:
+    """Strip TextWorld's ASCII banner, the status line and the restart prompt."""
+    lines = text.split("\n")
+    # Drop the banner: leading lines made only of ASCII-art characters.
+    start = 0
+    for i, line in enumerate(lines):
+        if line.strip() and not set(line) <= _ART_CHARS:
+            break
+        start = i + 1
+    text = "\n".join(lines[start:])
+    text = _PROMPT_RE.sub("", text.rstrip())
+    text = _GAME_OVER_RE.sub("\n", text)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+def _name(arg: Any) -> str:
+    return "you" if arg.name == "P" else "your inventory" if arg.name == "I" else arg.name
+
+
+_KIND = {"r": "room", "c": "container", "s": "supporter", "d": "door", "o": "object", "k": "key", "f": "food",
+         "oven": "oven", "stove": "stove", "toaster": "toaster", "meal": "meal", "slot": "inventory slot"}
+
+
+def describe_facts(facts: list[Any]) -> list[str]:
+    """Turn TextWorld's initial facts into sorted, plain-English statements."""
+    out = []
+    for f in facts:
+        args = f.arguments
+        names = [_name(a) for a in args]
+        if f.name == "at" and names[0] == "you":
+            out.append(f"You are in the {names[1]}.")
+        elif f.name == "at":
+            out.append(f"The {names[0]} ({_KIND.get(args[0].type, args[0].type)}) is in the {names[1]}.")
+        elif f.name == "in" and args[1].name == "I":
+            out.append(f"You carry the {names[0]}.")
+        elif f.name == "in":
+            out.append(f"The {names[0]} is in the {names[1]}.")
+        elif f.name == "on":
+            out.append(f"The {names[0]} is on the {names[1]}.")
+        elif f.name.endswith("_of") and len(args) == 2:
+            out.append(f"The {names[0]} is {f.name.replace('_of', '')} of the {names[1]}.")
+        elif f.name == "link":
+            out.append(f"The {names[1]} connects the {names[0]} and the {names[2]}.")
+        elif f.name == "match":
+            out.append(f"The {names[0]} unlocks the {names[1]}.")
+        elif f.name == "free":
+            continue  # implied by the map and doors
+        elif len(args) == 1:
+            out.append(f"The {names[0]} is {f.name.replace('_', ' ')}.")
+        else:
+            out.append(f"{f.name}({', '.join(names)}).")
+    return sorted(set(out))
+
+
+class TextWorldEnv(TextEnv):
+    """TextWorld games compiled locally (see module docstring)."""
+
+    splits = ("train", "test")
+    blocked_commands = frozenset({
+        "quit", "q", "restart", "restore", "save", "undo", "script", "unscript", "transcript",
+        "noscript", "verbose", "brief", "superbrief", "notify", "version", "again", "g",
+    })
+
+    def __init__(self, split: str | None = None, render_mode: str | None = None):
+        super().__init__(split=split, render_mode=render_mode)
+        self._tw_env = None
+        self._state = None
+        self._score = 0
+
+    def _num_games(self, split: str) -> int:
+        return textworld_games.SPLIT_SIZES[split]
+
+    def _engine_reset(self, split: str, index: int) -> EngineReset:
+        import textworld
+
+        path = textworld_games.ensure_game(split, index)
+        if self._tw_env is not None:
+            self._tw_env.close()
+        infos = textworld.EnvInfos(admissible_commands=True, policy_commands=True, won=True, lost=True,
+                                   objective=True, facts=True, score=True, max_score=True)
+        self._tw_env = textworld.start(str(path), request_infos=infos)
+        state = self._tw_env.reset()
+        self._state, self._score = state, state.score or 0
+        observation = clean_feedback(state.feedback)
+        task = (state.objective or "").strip()
+        context = "\n".join([
+            f"Task: {task}",
+            "",
+            "Initial state (hidden from the player):",
+            *(f"- {s}" for s in describe_facts(state.facts)),
+            "",
+            "First observation:",
+            observation,
+        ])
+        return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}",
+                           init_context=context, admissible_commands=list(state.admissible_commands or []),
+                           extra={"max_score": state.max_score})
+
+    def _engine_step(self, action: str) -> EngineStep:
+        state, score, _done = self._tw_env.step(action)
+        self._state = state
+        reward, self._score = (score or 0) - self._score, score or 0
+        return EngineStep(observation=clean_feedback(state.feedback), reward=float(reward), won=bool(state.won),
+                          lost=bool(state.lost), admissible_commands=list(state.admissible_commands or []),
+                          extra={"score": self._score, "max_score": state.max_score})
+
+    def expert_action(self) -> str | None:
+        if self._state is None or not self._state.policy_commands:
+            return None
+        return self._state.policy_commands[0]
+
+    def _engine_close(self) -> None:
+        if self._tw_env is not None:
+            self._tw_env.close()
+            self._tw_env = None
+
+    def prepare_games(self, split: str, indices: list[int], workers: int = 1, progress: bool = True) -> None:
+        """Generate the given games ahead of play (in parallel, with a progress bar)."""
+        textworld_games.ensure_games(self._check_split(split), indices, workers=workers, progress=progress)

@@ -1,0 +1,152 @@
+"""Collect trajectories by rolling policies in real envs.
+
+``wmgym collect --env TextWorld-v0 --policy expert --episodes 100 --out tw.jsonl --workers 2``
+
+Episode ``k`` of a run plays game ``k mod n`` of the split (so a run covers
+distinct games first) with seed ``seed + k``. Episodes are written one JSON
+line each, atomically, in whatever order workers finish them; rerunning with
+the same ``--out`` skips the indices already in the file, so an interrupted run
+(even ``kill -9``) resumes losing at most the episodes in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from typing import Any
+
+import gymnasium as gym
+
+from wmgym.training.policies import make_policy
+from wmgym.training.trajectories import Episode, Step, TrajectoryWriter, read_episodes, repair
+
+
+@dataclasses.dataclass
+class CollectConfig:
+    """Settings of one collection run."""
+
+    env: str = "TextWorld-v0"
+    """Registered id of a real env."""
+    policy: str = "expert"
+    """expert | random | noisy-expert:EPS"""
+    episodes: int = 10
+    """How many episodes the file should hold for this (env, policy, split)."""
+    out: str = "trajectories.jsonl"
+    """Trajectory file (JSON Lines); appended to and resumed from."""
+    workers: int = 1
+    """Parallel worker processes."""
+    split: str = "train"
+    seed: int = 0
+    """Episode k uses seed + k."""
+    max_steps: int | None = None
+    """Step limit per episode (default: the env's registered limit)."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.episodes < 0:
+            raise ValueError(f"episodes must be >= 0, got {self.episodes}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        make_policy(self.policy)  # fail now, not in a worker, on a bad policy name
+
+
+def run_episode(env: gym.Env, policy: Any, *, seed: int | None = None, options: dict | None = None,
+                env_id: str = "", index: int = 0) -> Episode:
+    """Play one episode of ``policy`` in ``env`` and return it as an :class:`Episode`."""
+    obs, info = env.reset(seed=seed, options=options)
+    episode = Episode(env_id=env_id, game_id=info["game_id"], seed=seed, split=info.get("split", ""),
+                      policy=policy.name, init_context=info["init_context"], task=info["task"],
+                      initial_observation=obs, index=index)
+    done = False
+    while not done:
+        action = policy(env, obs, info)
+        obs, reward, terminated, truncated, info = env.step(action)
+        episode.steps.append(Step(action=action, observation=obs, reward=float(reward), terminated=terminated,
+                                  truncated=truncated, action_valid=bool(info.get("action_valid", True))))
+        done = terminated or truncated
+    episode.won = bool(info.get("won", False))
+    return episode
+
+
+_worker_envs: dict[tuple[str, int | None], gym.Env] = {}
+
+
+def _worker_init() -> None:
+    # Die with the parent: a killed collector must not leave orphans stepping games.
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - non-Linux
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _collect_one(job: tuple[CollectConfig, int]) -> Episode:
+    cfg, k = job
+    import wmgym  # noqa: F401 - registers ids in spawned workers
+
+    key = (cfg.env, cfg.max_steps)
+    if key not in _worker_envs:
+        kw = {} if cfg.max_steps is None else {"max_episode_steps": cfg.max_steps}
+        _worker_envs[key] = gym.make(cfg.env, split=cfg.split, **kw)
+    env = _worker_envs[key]
+    n = env.unwrapped.num_games(cfg.split)
+    policy = make_policy(cfg.policy, seed=cfg.seed + k)
+    ep = run_episode(env, policy, seed=cfg.seed + k, options={"game": k % n, "split": cfg.split},
+                     env_id=cfg.env, index=k)
+    return ep
+
+
+def done_indices(cfg: CollectConfig) -> set[int]:
+    """Episode indices of this (env, policy, split) already in ``cfg.out``."""
+    if not os.path.exists(cfg.out):
+        return set()
+    repair(cfg.out)
+    return {ep.index for ep in read_episodes(cfg.out)
+            if ep.env_id == cfg.env and ep.policy == make_policy(cfg.policy).name and ep.split == cfg.split}
+
+
+def collect(cfg: CollectConfig) -> int:
+    """Run (or resume) a collection; returns the number of episodes written now."""
+    import wmgym  # noqa: F401
+
+    from tqdm import tqdm
+
+    done = done_indices(cfg)
+    todo = [k for k in range(cfg.episodes) if k not in done]
+    if not todo:
+        return 0
+    env_cls = gym.spec(cfg.env)  # raises Gymnasium's error with suggestions for unknown ids
+    probe = gym.make(env_cls.id, split=cfg.split)
+    n = probe.unwrapped.num_games(cfg.split)
+    prepare = getattr(probe.unwrapped, "prepare_games", None)
+    probe.close()
+    if prepare is not None:  # generate the games once, with a progress bar, before playing
+        prepare(cfg.split, sorted({k % n for k in todo}), workers=cfg.workers, progress=cfg.progress)
+
+    written = 0
+    bar = tqdm(total=cfg.episodes, initial=len(done), desc=f"collecting {cfg.env} ({cfg.policy})",
+               unit="ep", disable=not cfg.progress)
+    with TrajectoryWriter(cfg.out) as writer:
+        jobs = [(cfg, k) for k in todo]
+        if cfg.workers == 1:
+            results = map(_collect_one, jobs)
+            pool = None
+        else:
+            import multiprocessing as mp
+
+            pool = mp.get_context("fork").Pool(cfg.workers, initializer=_worker_init)
+            results = pool.imap_unordered(_collect_one, jobs)
+        try:
+            for episode in results:
+                writer.write(episode)
+                written += 1
+                bar.update()
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            bar.close()
+    return written
