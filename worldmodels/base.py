@@ -39,6 +39,12 @@ class WorldModel(Protocol):
     def step_batch(self, handles: list[int], actions: list[str]) -> list[WMStep]:
         """Step several episodes at once (same results as one by one)."""
 
+    def observe(self, handle: int, action: str, text: str) -> None:
+        """Append a played turn without generating (teacher forcing, real history)."""
+
+    def fork(self, handle: int) -> int:
+        """Copy an episode (history and cache) into a new handle, for look-ahead."""
+
     def replace_last(self, handle: int, text: str) -> None:
         """Overwrite the last assistant turn (anchoring to a real observation)."""
 
