@@ -1,0 +1,131 @@
+"""The metrics of DESIGN.md, as plain functions on hand-checkable inputs.
+
+- :func:`exact_match`: teacher-forced single-step EM. Prediction and gold are
+  compared after ``strip()``, the success marker included (a twin that forgets
+  ``[SUCCESS]`` on the winning step is wrong).
+- :func:`token_f1`: bag-of-tokens F1 (SQuAD style) on lower-cased word and
+  punctuation tokens, so a near miss scores between 0 and 1.
+- :func:`success_rate`: a rate with its counts (``wins/n``), never a bare float.
+- :func:`consistency_ratio`: CR = W2R / Real. With Real = 0 the ratio is
+  undefined: it is ``None`` and :func:`cr_note` says why.
+
+The training helpers (``training/evaluate.py``) import these, so the project
+has one definition of each metric.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+from wmgym.worldmodels.protocol import SUCCESS_MARKER, target_text
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def exact_match(prediction: str, gold: str) -> bool:
+    """Whether ``prediction`` equals ``gold`` after ``strip()`` (marker included)."""
+    return prediction.strip() == gold.strip()
+
+
+def gold_text(observation: str, won: bool) -> str:
+    """The assistant text a perfect twin writes for a step (the marker on a winning step)."""
+    return target_text(observation, won)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word and punctuation tokens (``"[SUCCESS]"`` → ``[, success, ]``)."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """Bag-of-tokens F1 between prediction and gold (1.0 when both are empty)."""
+    pred, ref = tokenize(prediction), tokenize(gold)
+    if not pred and not ref:
+        return 1.0
+    if not pred or not ref:
+        return 0.0
+    common = sum((collections.Counter(pred) & collections.Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def has_marker(text: str) -> bool:
+    """Whether an assistant text ends with the success marker."""
+    return text.strip().endswith(SUCCESS_MARKER.strip())
+
+
+@dataclasses.dataclass
+class Rate:
+    """A success rate with its counts."""
+
+    wins: int
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 0 or not 0 <= self.wins <= max(self.n, 0):
+            raise ValueError(f"a rate needs 0 <= wins <= n, got wins={self.wins}, n={self.n}")
+
+    @property
+    def value(self) -> float | None:
+        """``wins / n``, or ``None`` for an empty sample."""
+        return self.wins / self.n if self.n else None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"rate": self.value, "wins": self.wins, "n": self.n}
+
+    def __str__(self) -> str:
+        return "n/a (0 games)" if self.value is None else f"{100 * self.value:.1f}% ({self.wins}/{self.n})"
+
+
+def success_rate(outcomes: Iterable[bool]) -> Rate:
+    """The rate of ``True`` among ``outcomes``, with its counts."""
+    values = [bool(o) for o in outcomes]
+    return Rate(sum(values), len(values))
+
+
+def consistency_ratio(w2r: float | Rate | None, real: float | Rate | None) -> float | None:
+    """CR = W2R / Real (success rates or :class:`Rate` objects).
+
+    Returns ``None`` when Real is 0 or missing: the agent never wins the real
+    env, so there is nothing for the twin to be consistent with (see
+    :func:`cr_note`). CR can exceed 1 when twin-planned actions win games the
+    agent loses when it plays the real env itself.
+    """
+    w = w2r.value if isinstance(w2r, Rate) else w2r
+    r = real.value if isinstance(real, Rate) else real
+    if w is None or r is None or r == 0 or (isinstance(r, float) and math.isnan(r)):
+        return None
+    if r < 0 or w < 0:
+        raise ValueError(f"success rates must be >= 0, got w2r={w}, real={r}")
+    return w / r
+
+
+def cr_note(real: float | Rate | None) -> str | None:
+    """Why CR is undefined for this Real rate, or ``None`` when it is defined."""
+    r = real.value if isinstance(real, Rate) else real
+    if r is None:
+        return "CR undefined: no real games were played"
+    if r == 0:
+        return "CR undefined: Real = 0 (the agent never wins the real env)"
+    return None
+
+
+def mean(values: Sequence[float]) -> float | None:
+    """Arithmetic mean, ``None`` for an empty sequence."""
+    return sum(values) / len(values) if values else None
+
+
+def pooled_consistency_ratio(pairs: Iterable[tuple[Rate, Rate]]) -> float | None:
+    """CR over several (W2R, Real) rate pairs, pooling their counts."""
+    w_wins = w_n = r_wins = r_n = 0
+    for w2r, real in pairs:
+        w_wins, w_n, r_wins, r_n = w_wins + w2r.wins, w_n + w2r.n, r_wins + real.wins, r_n + real.n
+    if not w_n or not r_n:
+        return None
+    return consistency_ratio(Rate(w_wins, w_n), Rate(r_wins, r_n))
