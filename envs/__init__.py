@@ -28,6 +28,12 @@ def register_envs() -> None:
     _register("TextWorld-v0", "wmgym.envs.textworld_env:TextWorldEnv", 50,
               "TextWorld games (custom quests + cooking) compiled locally; 2,500 train / 200 test")
 
+    # Twins: WM-<id> beside every real id registered above. Keep this loop LAST in this function.
+    for real_id in [i for i in ENV_DESCRIPTIONS if not i.startswith("WM-")]:
+        _register(f"WM-{real_id}", "wmgym.envs.twin:TwinEnv", gym.spec(real_id).max_episode_steps,
+                  f"world-model twin of {real_id} (model= dir/hub id; default WMGYM_HOME/models/{real_id})",
+                  real_id=real_id)
+
 
 def registered_ids() -> list[str]:
     """All ids wmgym registers, sorted."""

@@ -103,6 +103,16 @@ class TextEnv(gym.Env[str, str]):
         """The expert's next command from the current state, if the env has one."""
         return None
 
+    @classmethod
+    def twin_extras(cls, observation: str, success: bool) -> dict[str, Any]:
+        """What this env's twin reads from a predicted observation beyond the success marker.
+
+        Override in an env whose text carries more: return ``"reward"`` (a float
+        replacing the twin's 1.0-on-success), ``"lost"`` (ends the episode) and any
+        ``info`` entries (e.g. a parsed score). The default reads nothing.
+        """
+        return {}
+
     # --------------------------------------------------------------- contract
     def _check_split(self, split: str) -> str:
         if split not in self.splits:

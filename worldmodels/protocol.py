@@ -73,17 +73,23 @@ class ParsedObservation:
 def parse_observation(text: str, *, truncated: bool = False) -> ParsedObservation:
     """Read a generated assistant turn: strip it and take the success marker off.
 
+    Like the released Word2World code, the step succeeds when the marker appears
+    anywhere in the text, and the observation is what precedes it (a model that
+    keeps talking after the marker is cut there).
+
     Args:
         text: the decoded generation (without the end-of-turn token).
         truncated: the generation hit its token limit before ending the turn.
     """
-    body = text.strip()
-    success = body.endswith(SUCCESS_MARKER.strip())
-    if success:
-        body = body[: -len(SUCCESS_MARKER.strip())].rstrip()
+    marker = SUCCESS_MARKER.strip()
+    success = marker in text
+    body = text.split(marker, 1)[0].strip() if success else text.strip()
+    # Control characters (a small model can emit any byte) would put the text outside the env's
+    # observation space; each becomes U+FFFD, the Unicode replacement character.
+    body = "".join(c if c.isprintable() or c in "\n\t\r" else "\ufffd" for c in body)
     error = None
     if truncated:
         error = "generation hit max_new_tokens before the end of the turn"
-    elif not body:
+    elif not body and not success:
         error = "empty generation"
     return ParsedObservation(observation=body, success=success, parse_error=error)

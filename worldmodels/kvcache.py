@@ -1,0 +1,85 @@
+"""KV-cache surgery for the hf backend: crop, copy, stack with left padding, slice rows out.
+
+Each episode owns a one-row ``DynamicCache``. Batched decoding stacks several
+of them into one left-padded cache and, when a row finishes, slices its part
+back out. Only plain full-attention layers (``DynamicLayer``) can be cropped
+and padded; for other layouts (sliding windows, linear attention)
+:func:`supports_surgery` says no and the backend recomputes instead.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer
+
+
+def supports_surgery(cache: DynamicCache) -> bool:
+    """Whether every layer is a plain, croppable full-attention layer."""
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def seq_length(cache: DynamicCache | None) -> int:
+    return 0 if cache is None else cache.get_seq_length()
+
+
+def _tensors(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def from_tensors(tensors: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
+    """A ``DynamicCache`` holding the given per-layer (keys, values)."""
+    cache = DynamicCache()
+    for i, (k, v) in enumerate(tensors):
+        cache.update(k, v, i)
+    return cache
+
+
+def crop(cache: DynamicCache, length: int) -> None:
+    """Keep the first ``length`` positions (in place)."""
+    for layer in cache.layers:
+        if layer.is_initialized and layer.keys.numel():
+            layer.keys = layer.keys[..., :length, :]
+            layer.values = layer.values[..., :length, :]
+
+
+def clone(cache: DynamicCache) -> DynamicCache:
+    """An independent copy (for forking an episode)."""
+    return from_tensors([(k.clone(), v.clone()) for k, v in _tensors(cache)])
+
+
+def stack_left_padded(caches: list[DynamicCache]) -> tuple[DynamicCache, list[int]]:
+    """Stack one-row caches into one batch, padding shorter rows on the left.
+
+    Returns the batch cache and each row's number of padding positions (the
+    attention mask must zero them).
+    """
+    lengths = [seq_length(c) for c in caches]
+    total = max(lengths)
+    pads = [total - n for n in lengths]
+    per_layer = zip(*(_tensors(c) for c in caches))
+    stacked = []
+    for layer in per_layer:
+        keys, values = [], []
+        for (k, v), pad in zip(layer, pads):
+            if pad:
+                shape = (*k.shape[:-2], pad, k.shape[-1])
+                k = torch.cat([k.new_zeros(shape), k], dim=-2)
+                v = torch.cat([v.new_zeros(shape), v], dim=-2)
+            keys.append(k)
+            values.append(v)
+        stacked.append((torch.cat(keys, dim=0), torch.cat(values, dim=0)))
+    return from_tensors(stacked), pads
+
+
+def slice_row(cache: DynamicCache, row: int, start: int, stop: int) -> DynamicCache:
+    """Copy positions ``[start, stop)`` of batch row ``row`` into a one-row cache."""
+    return from_tensors([(k[row:row + 1, :, start:stop].clone(), v[row:row + 1, :, start:stop].clone())
+                         for k, v in _tensors(cache)])
+
+
+def select_rows(cache: DynamicCache, rows: list[int]) -> None:
+    """Keep only the given batch rows (in place)."""
+    index = torch.tensor(rows, device=cache.layers[0].keys.device)
+    for layer in cache.layers:
+        layer.keys = layer.keys.index_select(0, index)
+        layer.values = layer.values.index_select(0, index)
