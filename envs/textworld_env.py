@@ -26,6 +26,7 @@ outside the story, so they are refused as malformed ("Nothing happens.").
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 from wmgym.envs.base import EngineReset, EngineStep, TextEnv
@@ -118,8 +119,11 @@ class TextWorldEnv(TextEnv):
             self._tw_env.close()
         infos = textworld.EnvInfos(admissible_commands=True, policy_commands=True, won=True, lost=True,
                                    objective=True, facts=True, score=True, max_score=True)
-        self._tw_env = textworld.start(str(path), request_infos=infos)
-        state = self._tw_env.reset()
+        with warnings.catch_warnings():
+            # jericho flags every TextWorld game as "not fully supported"; TextWorld tracks score itself.
+            warnings.simplefilter("ignore")
+            self._tw_env = textworld.start(str(path), request_infos=infos)
+            state = self._tw_env.reset()
         self._state, self._score = state, state.score or 0
         observation = clean_feedback(state.feedback)
         task = (state.objective or "").strip()
