@@ -36,7 +36,8 @@ class RealAnchoring(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructor
 
     Args:
         env: the twin (``gym.make("WM-<RealId>", model=...)``).
-        real: the real env, or its id; default: made from the twin's real id.
+        real: the real env, or its id; default: the twin's own real env (which
+            the twin only uses at reset, so no second engine starts).
         every: anchor at every ``every``-th step (``1`` = every step).
         min_confidence: anchor when the twin's mean token log-prob is below this.
     """
@@ -61,8 +62,8 @@ class RealAnchoring(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructor
         if min_confidence is not None and not math.isfinite(float(min_confidence)):
             raise ValueError(f"min_confidence must be a finite log-probability, got {min_confidence!r}")
         twin_core(env)  # fail now if env is not a twin
-        self.real = make_real(env, real)
-        self._owns_real = not isinstance(real, gym.Env)
+        self.real, self._owns_real = make_real(env, real)
+        self._shared = real is None
         self.every = every
         self.min_confidence = None if min_confidence is None else float(min_confidence)
         self.steps = 0
@@ -71,8 +72,12 @@ class RealAnchoring(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructor
         self._real_done = True
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        real_obs, real_info = self.real.reset(seed=seed, options=options)
-        obs, info = self.env.reset(seed=seed, options=same_game(options, real_info))
+        if self._shared:  # the twin's reset resets its real env: both start the same game
+            obs, info = self.env.reset(seed=seed, options=options)
+            real_obs, real_info = obs, info
+        else:
+            real_obs, real_info = self.real.reset(seed=seed, options=options)
+            obs, info = self.env.reset(seed=seed, options=same_game(options, real_info))
         if info.get("game_id") != real_info.get("game_id"):
             raise RuntimeError(f"twin and real env reset to different games: {info.get('game_id')!r} vs "
                                f"{real_info.get('game_id')!r}")

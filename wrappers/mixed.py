@@ -171,12 +171,16 @@ class MixedEnv(gym.Env[str, str], gym.utils.RecordConstructorArgs):
             raise gym.error.ResetNeeded("call reset() before using the active member")
         return self.member(self.active)
 
+    def _draw(self) -> tuple[int, int]:
+        """The next episode's member index and member seed, from ``np_random``."""
+        index = int(self.np_random.choice(len(self.member_ids), p=self.weights))
+        # The member's own seed comes from our generator, so the whole mix is reproducible from `seed`.
+        return index, int(self.np_random.integers(2**31 - 1))
+
     # ---------------------------------------------------------------- contract
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        self.active = int(self.np_random.choice(len(self.member_ids), p=self.weights))
-        # The member's own seed comes from our generator, so the whole mix is reproducible from `seed`.
-        member_seed = int(self.np_random.integers(2**31 - 1))
+        self.active, member_seed = self._draw()
         obs, info = self.active_env.reset(seed=member_seed, options=options)
         info["active_env"] = self.member_ids[self.active]
         return obs, info

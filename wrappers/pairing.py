@@ -35,18 +35,23 @@ def world_model_of(twin: gym.Env | WorldModel) -> WorldModel:
     raise TypeError(f"expected a twin env or a WorldModel, got {type(twin).__name__}")
 
 
-def make_real(twin: gym.Env, real: gym.Env | str | None = None, **make_kwargs: Any) -> gym.Env:
-    """The real env that pairs with ``twin``: ``real`` itself, or made from an id / the twin's real id.
+def make_real(twin: gym.Env, real: gym.Env | str | None = None, **make_kwargs: Any) -> tuple[gym.Env, bool]:
+    """The real env that pairs with ``twin``, and whether the wrapper owns (must close) it.
 
-    A made env gets the twin's default split so both play the same game list.
+    ``real`` itself when it is an env; made from ``real`` when it is an id (with
+    the twin's default split, so both play the same game list); by default the
+    twin's own real env, which the twin only resets, so no second engine (JVM,
+    game process) starts.
     """
     if isinstance(real, gym.Env):
-        return real
-    env_id = real if real is not None else twin_core(twin).real_id
-    split = getattr(twin.unwrapped, "split", None)
+        return real, False
+    core = twin_core(twin)
+    if real is None:
+        return core.real_env, False
+    split = getattr(core, "split", None)
     if split is not None:
         make_kwargs.setdefault("split", split)
-    return gym.make(env_id, **make_kwargs)
+    return gym.make(real, **make_kwargs), True
 
 
 def same_game(options: Mapping[str, Any] | None, info: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,14 +27,14 @@ class W2RReplay(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructorArgs
 
     Args:
         env: the twin (``gym.make("WM-<RealId>", model=...)``).
-        real: the real env, or its id; default: made from the twin's real id.
+        real: the real env, or its id; default: the twin's own real env (which
+            the twin only uses at reset).
     """
 
     def __init__(self, env: gym.Env, real: gym.Env | str | None = None):
         gym.utils.RecordConstructorArgs.__init__(self, real=real, _disable_deepcopy=True)
         gym.Wrapper.__init__(self, env)
-        self.real = make_real(env, real)
-        self._owns_real = not isinstance(real, gym.Env)
+        self.real, self._owns_real = make_real(env, real)
         self._seed: int | None = None
         self._options: dict[str, Any] = {}
         #: (action, twin observation, twin terminated, twin won) of the current episode.

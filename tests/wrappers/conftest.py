@@ -1,9 +1,4 @@
-"""A deterministic fake world model, for exact edge cases of the wrappers only.
-
-End-to-end wrapper tests use a real trained model; the fake pins down cases a
-trained model cannot be made to hit on purpose (confidence exactly under a
-threshold, a divergence at a chosen step).
-"""
+"""Fixtures of the wrapper tests: the fake world model and the real cooking game's transcript."""
 
 from __future__ import annotations
 
@@ -11,57 +6,25 @@ from collections.abc import Callable
 
 import pytest
 
-from wmgym.worldmodels.base import WMStep
-from wmgym.worldmodels.protocol import parse_observation
-
-#: rule(init_context, history, action) -> (assistant text, confidence)
-Rule = Callable[[str, list[tuple[str, str]], str], tuple[str, float]]
-
-
-class FakeWorldModel:
-    """Answers each action with ``rule``; keeps chats exactly as the protocol says."""
-
-    def __init__(self, rule: Rule):
-        self.rule = rule
-        self.chats: dict[int, tuple[str, list[tuple[str, str]]]] = {}
-        self.steps: list[tuple[int, str, list[tuple[str, str]]]] = []  # (handle, action, history before)
-        self._next = 0
-
-    def start(self, init_context: str) -> int:
-        self._next += 1
-        self.chats[self._next] = (init_context, [])
-        return self._next
-
-    def step(self, handle: int, action: str) -> WMStep:
-        context, history = self.chats[handle]
-        self.steps.append((handle, action, list(history)))
-        text, confidence = self.rule(context, list(history), action)
-        history.append((action, text))
-        parsed = parse_observation(text)
-        return WMStep(text=text, observation=parsed.observation, success=parsed.success, confidence=confidence,
-                      parse_error=parsed.parse_error)
-
-    def step_batch(self, handles: list[int], actions: list[str]) -> list[WMStep]:
-        return [self.step(h, a) for h, a in zip(handles, actions)]
-
-    def observe(self, handle: int, action: str, text: str) -> None:
-        self.chats[handle][1].append((action, text))
-
-    def fork(self, handle: int) -> int:
-        context, history = self.chats[handle]
-        self._next += 1
-        self.chats[self._next] = (context, list(history))
-        return self._next
-
-    def replace_last(self, handle: int, text: str) -> None:
-        history = self.chats[handle][1]
-        history[-1] = (history[-1][0], text)
-
-    def end(self, handle: int) -> None:
-        del self.chats[handle]
+from wm_fakes import COOKING_GAME, COOKING_WIN, FakeWorldModel, Rule
 
 
 @pytest.fixture
 def fake_wm() -> Callable[[Rule], FakeWorldModel]:
     """Build a :class:`FakeWorldModel` from a rule."""
     return FakeWorldModel
+
+
+@pytest.fixture(scope="session")
+def cooking_transcript() -> list[tuple[str, str, bool]]:
+    """``(action, real observation, won)`` of the expert's path through the cooking game, from the real env."""
+    import gymnasium as gym
+
+    env = gym.make("TextWorld-v0")
+    env.reset(seed=0, options=COOKING_GAME)
+    out = []
+    for action in COOKING_WIN:
+        obs, _, _, _, info = env.step(action)
+        out.append((action, obs, bool(info["won"])))
+    env.close()
+    return out

@@ -5,12 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
+from wm_fakes import COOKING_GAME as GAME
+from wm_fakes import COOKING_WIN as WIN_PATH
 from wmgym.wrappers import ActionVerifier, first_word_in
-
-#: Train game 4 is a one-room cooking game: the recipe is a diced parsley.
-GAME = {"game": 4, "split": "train"}
-WIN_PATH = ["take parsley from fridge", "take knife from counter", "dice parsley with knife", "prepare meal",
-            "eat meal"]
 
 
 def meal_rule(context, history, action):
