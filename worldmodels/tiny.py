@@ -41,15 +41,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> Any:
 
 
 def tiny_config(vocab_size: int, *, hidden_size: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-                intermediate_size: int = 128, max_positions: int = 4096, tokenizer: Any = None) -> Any:
-    """A small ``Qwen2Config`` (about 0.1M parameters plus embeddings at the defaults)."""
+                intermediate_size: int = 128, max_positions: int = 4096, tokenizer: Any = None, **extra: Any) -> Any:
+    """A small ``Qwen2Config`` (about 0.1M parameters plus embeddings at the defaults; ``extra`` goes to the config)."""
     from transformers import Qwen2Config
 
     ids = {} if tokenizer is None else {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
                                          "bos_token_id": None}
     return Qwen2Config(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=layers,
                        num_attention_heads=heads, num_key_value_heads=kv_heads, intermediate_size=intermediate_size,
-                       max_position_embeddings=max_positions, tie_word_embeddings=True, **ids)
+                       max_position_embeddings=max_positions, tie_word_embeddings=True, **ids, **extra)
 
 
 def build_tiny_model(out_dir: str | Path, texts: Iterable[str], *, vocab_size: int = 512, seed: int = 0,
@@ -68,3 +68,56 @@ def build_tiny_model(out_dir: str | Path, texts: Iterable[str], *, vocab_size: i
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
+
+
+def assistant_labels(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+    """Token ids of a whole chat and labels that supervise only the assistant turns.
+
+    Each assistant turn's label span is its content and its end-of-turn token
+    (what the model must generate); everything else is ``-100``.
+    """
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+    labels = [-100] * len(ids)
+    for k, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = len(tokenizer.apply_chat_template(messages[:k], add_generation_prompt=True, tokenize=True,
+                                                  return_dict=False))
+        end = len(tokenizer.apply_chat_template(messages[:k + 1], tokenize=True, return_dict=False))
+        while end > start and ids[end - 1] != tokenizer.eos_token_id:  # stop after the end-of-turn token
+            end -= 1
+        labels[start:end] = ids[start:end]
+    return list(ids), labels
+
+
+def fit_tiny_model(model_dir: str | Path, chats: list[list[dict[str, str]]], *, steps: int = 100,
+                   lr: float = 3e-3, seed: int = 0) -> list[float]:
+    """Train the model in ``model_dir`` on ``chats`` (assistant turns only) and save it back.
+
+    A few full-batch AdamW steps on CPU: enough for a tiny model to memorise a
+    handful of episodes, which is what tests of the twin need. Returns the losses.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32)
+    rows = [assistant_labels(tokenizer, chat) for chat in chats]
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    model.save_pretrained(model_dir, safe_serialization=True)
+    return losses
