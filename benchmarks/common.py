@@ -114,6 +114,16 @@ def make_run_dir(bench: str, out: str | os.PathLike | None = None, run_name: str
     return path
 
 
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that started this run (``python -m wmgym.benchmarks.X ...`` for module runs)."""
+    args = list(argv if argv is not None else sys.argv)
+    if args and args[0].endswith(".py") and Path(args[0]).resolve().parent == Path(__file__).resolve().parent:
+        args = ["python", "-m", f"wmgym.benchmarks.{Path(args[0]).stem}", *args[1:]]
+    elif args and Path(args[0]).name == "wmgym":
+        args[0] = "wmgym"
+    return shlex.join(args)
+
+
 class BenchmarkRun:
     """One benchmark run: its folder, metadata, and writers.
 
@@ -137,7 +147,7 @@ class BenchmarkRun:
         self.figures: list[str] = []
         self.metadata: dict[str, Any] = {
             "benchmark": bench,
-            "command": shlex.join(list(argv if argv is not None else sys.argv)),
+            "command": command_line(argv),
             "cwd": os.getcwd(),
             "seeds": _jsonable(seeds),
             "started": _dt.datetime.now().isoformat(timespec="seconds"),

@@ -1,0 +1,124 @@
+"""What the model benchmarks share: world-model arguments and gold trajectories.
+
+- :func:`add_model_args` / :func:`load_models`: ``--model`` (a directory, a hub
+  id, or ``ENV=DIR`` per env; default: each env's embedded model under
+  ``WMGYM_HOME/models/<env>``), ``--backend`` (hf | openai | vllm) and
+  ``--wm-arg KEY=VALUE`` for backend and generation settings.
+- :func:`gold_episodes`: test-split episodes of scripted policies in the real
+  env, collected once with :mod:`wmgym.training.collect` and cached under
+  ``WMGYM_HOME/benchmarks/`` (or read from ``--trajectories`` files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from wmgym.envs.cache import wmgym_home
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """The world-model flags every model benchmark takes."""
+    parser.add_argument("--model", action="append", default=None, metavar="DIR|HUB_ID|ENV=DIR",
+                        help="world model: one for every env, or ENV=DIR per env (repeatable); "
+                             "default: each env's embedded model (wmgym train default --env ID)")
+    parser.add_argument("--backend", default="hf", help="world-model backend: hf | openai | vllm")
+    parser.add_argument("--wm-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="backend/generation setting, e.g. max_new_tokens=128 or base_url=http://... "
+                             "(repeatable; values are read as JSON when they parse)")
+
+
+def parse_kv(items: list[str]) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}`` (values parsed as JSON when they parse)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def model_names(models: list[str] | None, envs: list[str]) -> dict[str, str | None]:
+    """Which model each env uses: ``None`` means the env's embedded default."""
+    out: dict[str, str | None] = dict.fromkeys(envs)
+    for spec in models or []:
+        env, sep, path = spec.partition("=")
+        if sep and env in out:
+            out[env] = path
+        elif sep and not os.path.exists(spec):
+            raise ValueError(f"--model {spec!r} names env {env!r}, which is not benchmarked; envs: {envs}")
+        else:
+            for e in envs:
+                out[e] = spec
+    return out
+
+
+def load_models(names: dict[str, str | None], backend: str = "hf", **kwargs: Any) -> dict[str, Any]:
+    """Load each env's world model once (envs naming the same model share it)."""
+    from wmgym.worldmodels import load_world_model
+    from wmgym.worldmodels.loading import default_model_dir, train_default_command
+
+    loaded: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for env, name in names.items():
+        if name is None and backend != "openai":
+            path = default_model_dir(env)
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(f"no world model for {env} at {path}; train it with "
+                                        f"`{train_default_command(env)}` or pass --model DIR")
+            name = str(path)
+        if name is None:
+            raise ValueError("--backend openai needs --model NAME (the served model) and --wm-arg base_url=URL")
+        if name not in loaded:
+            loaded[name] = load_world_model(name, backend=backend, **kwargs)
+        out[env] = loaded[name]
+    return out
+
+
+def describe_models(names: dict[str, str | None], backend: str) -> dict[str, str]:
+    """Model names for the results (the embedded default spelled out)."""
+    from wmgym.worldmodels.loading import default_model_dir
+
+    return {env: f"{name or default_model_dir(env)} ({backend})" for env, name in names.items()}
+
+
+def gold_episodes(env_id: str, episodes: int, *, policies: tuple[str, ...] = ("expert", "noisy-expert:0.3"),
+                  split: str = "test", seed: int = 0, workers: int = 1, cache_dir: str | os.PathLike | None = None,
+                  progress: bool = False) -> list:
+    """``episodes`` real test-split episodes, spread over ``policies`` (collected once, then cached).
+
+    Policy ``p`` (its position ``j`` in ``policies``) plays games
+    ``0, 1, ...`` of the split; episode counts are split as evenly as possible.
+    """
+    from wmgym.training.collect import CollectConfig, collect
+    from wmgym.training.trajectories import read_episodes
+
+    base = Path(cache_dir) if cache_dir is not None else wmgym_home() / "benchmarks" / "gold"
+    base.mkdir(parents=True, exist_ok=True)
+    out = []
+    for j, policy in enumerate(policies):
+        n = episodes // len(policies) + (1 if j < episodes % len(policies) else 0)
+        if n == 0:
+            continue
+        path = base / f"{env_id}-{split}-{policy.replace(':', '_')}-seed{seed}.jsonl"
+        collect(CollectConfig(env=env_id, policy=policy, episodes=n, out=str(path), workers=workers, split=split,
+                              seed=seed, progress=progress))
+        eps = sorted((e for e in read_episodes(path) if e.index < n and e.policy == policy and e.split == split),
+                     key=lambda e: e.index)
+        out += eps
+    return out
+
+
+def read_gold(paths: list[str], envs: list[str] | None = None) -> list:
+    """Episodes from trajectory files, optionally only those of ``envs``."""
+    from wmgym.training.trajectories import load_episodes
+
+    eps = load_episodes(paths)
+    return [e for e in eps if envs is None or e.env_id in envs]
