@@ -1,13 +1,13 @@
 """Agents for the consistency benchmark, all runnable offline.
 
-An agent reads only what the env returns (the observation text and the
-``info`` keys of the contract: ``task``, ``admissible_commands``, ``won``),
+An agent reads only what the env returns (the observation text, the task,
+and the admissible commands *at reset*, which real env and twin report alike),
 never engine internals, so it behaves identically in a real env and in its
 twin: the same observations produce the same actions. That is what makes
 WM and W2R comparable with Real.
 
-- ``random``: a uniformly random admissible command (or a generic verb where
-  the env offers none);
+- ``random``: a uniformly random command among those admissible at reset and
+  those the observation suggests (see :func:`candidate_commands`);
 - ``scripted``: an env-specific observation-only agent (see
   ``agents_textworld``, ``agents_alfworld``, ``agents_sciworld``);
 - ``scripted:EPS``: the scripted agent, replaced by a random action with
@@ -26,8 +26,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-#: Generic commands for envs or twins that report no admissible commands.
-GENERIC_ACTIONS = ("look", "inventory", "go north", "go south", "go east", "go west")
 #: Agent specs accepted by :func:`make_agent`.
 AGENT_SPECS = ("random", "scripted", "scripted:EPS", "react")
 
@@ -44,28 +42,42 @@ class Agent(Protocol):
         """The next action given the latest observation and info."""
 
 
-def random_choice(rng: np.random.Generator, observation: str, info: dict[str, Any]) -> str:
-    """A random admissible command, or a generic one mentioned by the observation."""
-    choices = list(info.get("admissible_commands") or [])
-    if not choices:
-        dirs = [f"go {d}" for d in ("north", "south", "east", "west") if d in observation.lower()]
-        choices = sorted(set(GENERIC_ACTIONS[:2]) | set(dirs or GENERIC_ACTIONS[2:]))
+def candidate_commands(observation: str, reset_commands: list[str]) -> list[str]:
+    """What a random choice draws from: the admissible commands *at reset*, the
+    directions the observation mentions, ``look`` and ``inventory``.
+
+    Not the current ``info["admissible_commands"]``: a twin cannot know which
+    commands later states admit (it reports its reset list for the whole
+    episode), so an agent that read the live list would act differently in the
+    twin than in the real env for reasons that have nothing to do with the
+    twin's dynamics.
+    """
+    low = observation.lower()
+    dirs = {f"go {d}" for d in ("north", "south", "east", "west") if re.search(rf"\b{d}\b", low)}
+    return sorted(set(reset_commands) | dirs | {"look", "inventory"})
+
+
+def random_choice(rng: np.random.Generator, observation: str, reset_commands: list[str]) -> str:
+    """A uniformly random command among :func:`candidate_commands`."""
+    choices = candidate_commands(observation, reset_commands)
     return str(choices[int(rng.integers(len(choices)))])
 
 
 class RandomAgent:
-    """Uniform over the admissible commands of the current step."""
+    """Uniform over :func:`candidate_commands` at every step."""
 
     name = "random"
 
     def __init__(self) -> None:
         self.rng = np.random.default_rng(0)
+        self.commands: list[str] = []
 
     def reset(self, observation: str, info: dict[str, Any], seed: int) -> None:
         self.rng = np.random.default_rng(seed)
+        self.commands = list(info.get("admissible_commands") or [])
 
     def act(self, observation: str, info: dict[str, Any]) -> str:
-        return random_choice(self.rng, observation, info)
+        return random_choice(self.rng, observation, self.commands)
 
 
 class ScriptedAgent:
@@ -86,6 +98,7 @@ class ScriptedAgent:
     def reset(self, observation: str, info: dict[str, Any], seed: int) -> None:
         self.last, self.steps = None, 0
         self.rng = np.random.default_rng(seed)
+        self.commands = list(info.get("admissible_commands") or [])
         self.start(observation, info)
 
     def act(self, observation: str, info: dict[str, Any]) -> str:
@@ -134,7 +147,7 @@ class NoisyAgent:
     def act(self, observation: str, info: dict[str, Any]) -> str:
         if self.rng.random() < self.eps:
             self.base.observe(observation, info)
-            action = random_choice(self.rng, observation, info)
+            action = random_choice(self.rng, observation, self.base.commands)
             self.base.played(action)
             return action
         return self.base.act(observation, info)
@@ -190,7 +203,7 @@ def make_agent(spec: str, env_id: str, **react_kwargs: Any) -> Agent:
 
 def play(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | None = None,
          max_steps: int | None = None) -> dict[str, Any]:
-    """Play one episode of ``agent`` in ``env``; returns actions, observations, won and steps."""
+    """Play one episode of ``agent`` in ``env``; returns its actions, observations, infos, ``won``, steps."""
     obs, info = env.reset(seed=seed, options=options)
     agent.reset(obs, info, seed)
     actions, observations, infos = [], [obs], [info]
@@ -204,4 +217,4 @@ def play(env: Any, agent: Agent, *, seed: int, options: dict[str, Any] | None = 
         won = bool(info.get("won", False))
         done = terminated or truncated or (max_steps is not None and len(actions) >= max_steps)
     return {"game_id": infos[0].get("game_id"), "actions": actions, "observations": observations,
-            "won": won, "steps": len(actions), "last_info": info}
+            "infos": infos, "won": won, "steps": len(actions), "last_info": info}
