@@ -12,8 +12,9 @@ Two kinds of games, told apart by the task text:
   further rooms), take the knife, cut and cook as directed unless the
   inventory shows it done, ``prepare meal``, ``eat meal``.
 
-When its plan is used up without a win it plays random admissible commands.
-It reads only observations and ``info["admissible_commands"]``.
+When its plan is used up without a win it plays random commands
+(:func:`~wmgym.benchmarks.agents.candidate_commands`). It reads only the task
+and the observations.
 """
 
 from __future__ import annotations
@@ -203,8 +204,8 @@ class TextWorldAgent(ScriptedAgent):
                         continue
                     cmd = self.plan[0] = cmd.replace(_KEY, self.keys[0])
                 return cmd
-            return random_choice(self.rng, observation, info)
-        return self._cook(observation, info) or random_choice(self.rng, observation, info)
+            return random_choice(self.rng, observation, self.commands)
+        return self._cook(observation, info) or random_choice(self.rng, observation, self.commands)
 
     def _carrying(self, item: str) -> bool:
         return item in self.inventory_text
