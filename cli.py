@@ -16,6 +16,7 @@ import sys
 COMMAND_MODULES = [
     "wmgym.envs.commands",
     "wmgym.training.commands",
+    "wmgym.benchmarks.commands",
 ]
 
 
