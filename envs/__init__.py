@@ -27,6 +27,8 @@ def register_envs() -> None:
     """Register every wmgym id with Gymnasium (idempotent)."""
     _register("TextWorld-v0", "wmgym.envs.textworld_env:TextWorldEnv", 50,
               "TextWorld games (custom quests + cooking) compiled locally; 2,500 train / 200 test")
+    _register("ALFWorld-v0", "wmgym.envs.alfworld.env:ALFWorldEnv", 50,
+              "ALFWorld's PDDL text engine, 6 household task types; 2,420 train / 200 valid_seen / 200 valid_unseen")
 
     # Twins: WM-<id> beside every real id registered above. Keep this loop LAST in this function.
     for real_id in [i for i in ENV_DESCRIPTIONS if not i.startswith("WM-")]:

@@ -1,0 +1,163 @@
+"""ALFWorld-v0: ALFWorld's text engine on games generated from the ``alfworld`` package.
+
+Description:
+    Household tasks in AI2-THOR floor plans (kitchens, living rooms, bedrooms,
+    bathrooms), played as text through ALFWorld's own engine (TextWorld's PDDL
+    environment with ALFWorld's domain and grammar). Six task types: pick and
+    place, look at an object under a lamp, clean / heat / cool an object then
+    place it, and pick two objects and place them. Games are generated on first
+    use by :mod:`wmgym.envs.alfworld.generator`; with ``ALFWORLD_DATA`` pointing
+    at the official ``json_2.1.1`` games, those are played instead.
+
+Spaces:
+    Observation and action are prose (:class:`~wmgym.envs.spaces.ProseText`).
+    Commands are ALFWorld's: ``go to X``, ``open X``, ``close X``, ``take O
+    from R``, ``move O to R``, ``heat/cool/clean O with R``, ``use L``,
+    ``examine X``, ``look``, ``inventory``, ``help``.
+
+Rewards:
+    1.0 on the step that completes the task, else 0.0.
+
+Termination:
+    When the task is done (ALFWorld has no way to lose). Truncation comes from
+    the registered TimeLimit (50 steps, as in ALFWorld's evaluation).
+
+Registered ids:
+    ``ALFWorld-v0`` (real); its twin is registered separately.
+
+Splits: ``train`` (2,420 games), ``valid_seen`` (200 new games on training
+floor plans) and ``valid_unseen`` (200 games on floor plans no training game
+uses); with official data, the official splits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from wmgym.envs.alfworld import generator, official
+from wmgym.envs.base import EngineReset, EngineStep, TextEnv
+
+_TASK_RE = re.compile(r"Your task is to: (.*)$", re.S)
+_NUM_RE = re.compile(r"(\d+)")
+
+
+def _natural(name: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in _NUM_RE.split(name))
+
+
+def _article(name: str) -> str:
+    return f"an {name}" if name[:1] in "aeiou" else f"a {name}"
+
+
+def describe_initial_state(facts: list[Any]) -> list[str]:
+    """Plain statements of the full state: every receptacle, open or closed, its contents, lamps on or off."""
+    by_pred: dict[str, list[list[str]]] = {}
+    for fact in facts:
+        by_pred.setdefault(fact.name, []).append([a.name for a in fact.arguments])
+    receptacles = sorted({a[0] for a in by_pred.get("receptacletype", [])}, key=_natural)
+    openable = {a[0] for a in by_pred.get("openable", [])}
+    opened = {a[0] for a in by_pred.get("opened", [])}
+    toggled = {a[0] for a in by_pred.get("istoggled", [])} | {a[0] for a in by_pred.get("ison", [])}
+    toggleable = {a[0] for a in by_pred.get("toggleable", [])}
+    contents: dict[str, list[str]] = {}
+    for obj, rec in by_pred.get("inreceptacle", []):
+        contents.setdefault(rec, []).append(obj)
+    held = [a[1] for a in by_pred.get("holds", [])]
+
+    def show(obj: str) -> str:
+        return _article(obj) + (f" ({'on' if obj in toggled else 'off'})" if obj in toggleable else "")
+
+    lines = []
+    for rec in receptacles:
+        state = (" (open)" if rec in opened else " (closed)") if rec in openable else ""
+        inside = sorted(contents.get(rec, []), key=_natural)
+        listing = ", ".join(show(o) for o in inside) if inside else "nothing"
+        lines.append(f"{rec}{state}: {listing}.")
+    lines.append(f"You carry: {', '.join(map(_article, held))}." if held else "You carry nothing.")
+    return lines
+
+
+class ALFWorldEnv(TextEnv):
+    """ALFWorld text games (see module docstring)."""
+
+    splits = ("train", "valid_seen", "valid_unseen")
+
+    def __init__(self, split: str | None = None, render_mode: str | None = None):
+        super().__init__(split=split, render_mode=render_mode)
+        self._engine: Any = None
+
+    # ------------------------------------------------------------- games
+    def _num_games(self, split: str) -> int:
+        if official.data_root() is None:
+            return generator.SPLIT_SIZES[split]
+        games = official.official_games(split)
+        if not games:
+            raise ValueError(f"ALFWORLD_DATA={official.data_root()} has no playable games in split {split!r}; "
+                             "unset ALFWORLD_DATA to play generated games")
+        return len(games)
+
+    def _game_file(self, split: str, index: int) -> Path:
+        if official.data_root() is None:
+            return generator.ensure_game(split, index)
+        return official.official_games(split)[index]
+
+    def prepare_games(self, split: str, indices: list[int], workers: int = 1, progress: bool = True) -> None:
+        """Generate the given games ahead of play (in parallel, with a progress bar)."""
+        split = self._check_split(split)
+        if official.data_root() is None:
+            generator.ensure_games(split, indices, workers=workers, progress=progress)
+
+    # ------------------------------------------------------------ engine
+    def _engine_reset(self, split: str, index: int) -> EngineReset:
+        from wmgym.envs.alfworld.engine import AlfredEngine, clean_observation
+
+        path = self._game_file(split, index)
+        if self._engine is None:
+            self._engine = AlfredEngine()
+        self._engine.load(path)
+        state = self._engine.reset()
+        observation = clean_observation(state.feedback)
+        match = _TASK_RE.search(observation)
+        task = match.group(1).strip() if match else ""
+        context = "\n".join([
+            f"Task: {task}",
+            "",
+            "Initial state (hidden from the player):",
+            *(f"- {s}" for s in describe_initial_state(state["facts"])),
+            "",
+            "First observation:",
+            observation,
+        ])
+        traj = json.loads((path.parent / "traj_data.json").read_text())
+        return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}", init_context=context,
+                           admissible_commands=list(state["admissible_commands"]),
+                           extra={"task_type": traj["task_type"], "gamefile": str(path)})
+
+    def _engine_step(self, action: str) -> EngineStep:
+        from wmgym.envs.alfworld.engine import clean_observation
+
+        state = self._engine.step(action)
+        won = bool(state["won"])
+        return EngineStep(observation=clean_observation(state.feedback), reward=1.0 if won else 0.0, won=won,
+                          admissible_commands=list(state["admissible_commands"]))
+
+    def expert_action(self) -> str | None:
+        """ALFWorld's handcoded expert's next command from the current state (``None`` if it is stuck)."""
+        if self._engine is None or not self._started:
+            return None
+        plan = self._engine.expert_plan
+        return plan[0] if plan else None
+
+    def _engine_close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The engine holds a loaded shared library; a copy starts a fresh one on its next reset.
+        state = dict(self.__dict__)
+        state.update(_engine=None, _started=False)
+        return state
