@@ -57,11 +57,16 @@ def translator_argv() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- translation
+def translation_cache_path(domain: str, problem: str) -> Path:
+    """Where :func:`translate` keeps the translation of a problem on disk."""
+    key = hashlib.sha1((domain + "\0" + problem).encode()).hexdigest()
+    return wmgym_home() / "alfworld" / "translations" / TRANSLATION_CACHE_VERSION / f"{key}.pkl.z"
+
+
 @functools.lru_cache(maxsize=64)
 def translate(domain: str, problem: str) -> tuple[Any, str]:
     """fast_downward's (task, SAS text) for a problem, cached in memory and on disk."""
-    key = hashlib.sha1((domain + "\0" + problem).encode()).hexdigest()
-    path = wmgym_home() / "alfworld" / "translations" / TRANSLATION_CACHE_VERSION / f"{key}.pkl.z"
+    path = translation_cache_path(domain, problem)
     if path.exists():
         try:
             return pickle.loads(zlib.decompress(path.read_bytes()))
