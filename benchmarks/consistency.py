@@ -55,6 +55,8 @@ class ConsistencyConfig:
     """Test games per env (games 0..games-1 of the split)."""
     split: str = "test"
     """Split the games come from."""
+    game_list: list[int] | None = None
+    """Play exactly these game indices instead of 0..games-1."""
     seed: int = 0
     """Game k is played with seed + k (agent randomness included)."""
     max_steps: int | None = None
@@ -146,8 +148,8 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
     for env_id in cfg.envs:
         real = _make(env_id, cfg)
         twin = W2RReplay(_make(f"WM-{env_id}", cfg, model=models[env_id]))
-        n = min(cfg.games, real.unwrapped.num_games(cfg.split))
-        games = list(range(n))
+        games = cfg.game_list or list(range(min(cfg.games, real.unwrapped.num_games(cfg.split))))
+        n = len(games)
         prepare = getattr(real.unwrapped, "prepare_games", None)
         if prepare is not None:
             prepare(cfg.split, games, progress=False)
@@ -230,6 +232,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated agents: random | scripted | scripted:EPS | react")
     p.add_argument("--games", type=int, default=200, help="test games per env")
     p.add_argument("--split", default="test")
+    p.add_argument("--game-list", default=None, help="comma-separated game indices to play instead of 0..games-1")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the env's)")
     p.add_argument("--anchoring", default="", help="RealAnchoring periods to study, e.g. 1,5,10 (default: skip)")
     p.add_argument("--anchoring-games", type=int, default=None, help="games per env for the anchoring study")
@@ -251,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     envs = args.env or ["TextWorld-v0"]
     cfg = ConsistencyConfig(envs=envs, agents=[a for a in args.agents.split(",") if a], games=args.games,
                             split=args.split, seed=args.seed, max_steps=args.max_steps,
+                            game_list=[int(g) for g in args.game_list.split(",")] if args.game_list else None,
                             anchoring=[int(k) for k in args.anchoring.split(",") if k],
                             anchoring_games=args.anchoring_games)
     react_kwargs = {"url": args.agent_url, "model": args.agent_model, **parse_kv(args.agent_arg)}
