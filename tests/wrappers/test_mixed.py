@@ -113,4 +113,4 @@ def test_records_constructor_args():
     env = MixedEnv(["TextWorld-v0"], [1.0], split="test")
     assert env._saved_kwargs == {"envs": ["TextWorld-v0"], "weights": [1.0], "twin": False, "member_kwargs": None,
                                  "split": "test"}
-    assert env.reset(seed=0)[1]["split"] == "test"
+    assert env.member(0).unwrapped.split == "test"
