@@ -81,10 +81,10 @@ def test_real_and_twin_members_play(fake_wm):
         assert env.observation_space.contains(obs)
     assert seen["WM-TextWorld-v0"] == "You take parsley from fridge."
     assert seen["TextWorld-v0"].startswith("You take the parsley from the fridge.")
-    # Same seed, same member and same game.
-    a = env.reset(seed=3)[1]
-    b = env.reset(seed=3)[1]
-    assert (a["active_env"], a["game_id"]) == (b["active_env"], b["game_id"])
+    # Same seed, same member and the same member seed (hence game); draws come from the mix's np_random.
+    runs = [(env.reset(seed=3, options=GAME)[1]["active_env"], env.active_env.unwrapped.np_random.integers(1 << 30))
+            for _ in range(2)]
+    assert runs[0] == runs[1]
     env.close()
 
 
@@ -114,3 +114,17 @@ def test_records_constructor_args():
     assert env._saved_kwargs == {"envs": ["TextWorld-v0"], "weights": [1.0], "twin": False, "member_kwargs": None,
                                  "split": "test"}
     assert env.member(0).unwrapped.split == "test"
+
+
+def test_real_mix_of_two_engines():
+    env = MixedEnv(["ALFWorld-v0", "TextWorld-v0"], [1, 1])
+    active = []
+    for seed in range(6):
+        _, info = env.reset(seed=seed, options={"game": 0})
+        obs, _, _, _, step_info = env.step(env.expert_action())
+        assert step_info["active_env"] == info["active_env"] and env.observation_space.contains(obs)
+        assert step_info["action_valid"]
+        active.append(info["active_env"])
+    assert set(active) == {"ALFWorld-v0", "TextWorld-v0"}
+    assert type(env.member(0).unwrapped).__name__ == "ALFWorldEnv"
+    env.close()
