@@ -9,6 +9,9 @@ Real and twin ids alike: a preset name with the ``wm-`` prefix (``"wm-mix3"``)
 or ``twin=True`` maps every member ``X`` to its twin ``WM-X``; a list of ids
 may mix real and twin ids freely.
 
+To wrap members (say, W2R replay of each twin), pass made envs:
+``MixedEnv([W2RReplay(gym.make("WM-ALFWorld-v0")), W2RReplay(gym.make("WM-TextWorld-v0"))])``.
+
 Members are made lazily, the first time they are drawn, so a mix of five envs
 does not start five engines (or load five models) per copy under a vector env.
 Every member must have the observation and action spaces of wmgym's text envs;

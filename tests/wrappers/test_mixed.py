@@ -128,3 +128,20 @@ def test_real_mix_of_two_engines():
     assert set(active) == {"ALFWorld-v0", "TextWorld-v0"}
     assert type(env.member(0).unwrapped).__name__ == "ALFWorldEnv"
     env.close()
+
+
+def test_mix_of_wrapped_twins(fake_wm):
+    from wmgym.wrappers import W2RReplay
+
+    wm = fake_wm(echo_rule)
+    env = MixedEnv([W2RReplay(gym.make(f"WM-{i}", model=wm, max_episode_steps=2)) for i in ("ALFWorld-v0",
+                                                                                         "TextWorld-v0")])
+    assert env.member_ids == ["WM-ALFWorld-v0", "WM-TextWorld-v0"]
+    seen = set()
+    for seed in range(4):
+        env.reset(seed=seed, options={"game": 0})
+        env.step("look")
+        obs, _, _, truncated, info = env.step("inventory")
+        assert truncated and obs == "You inventory." and info["w2r_won"] is False and info["w2r_steps"] == 2
+        seen.add(info["active_env"])
+    assert seen == {"WM-ALFWorld-v0", "WM-TextWorld-v0"}
