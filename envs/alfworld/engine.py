@@ -84,6 +84,8 @@ def translate(domain: str, problem: str) -> tuple[Any, str]:
 
 
 
+#: Planner libraries of closed envs, ready for the next env of this process.
+_LIB_POOL: list[Any] = []
 #: Initial facts per translated task (keyed by id, holding the task so the id stays valid).
 _INIT_FACTS: dict[int, tuple[Any, list]] = {}
 
@@ -91,6 +93,7 @@ _INIT_FACTS: dict[int, tuple[Any, list]] = {}
 def _make_classes() -> dict[str, type]:
     """Build the textworld / alfworld subclasses (imported lazily: textworld takes 1.5 s to import)."""
     import fast_downward
+    import textworld
     import textworld.logic
     from alfworld.agents.environment.alfred_tw_env import AlfredExpert, AlfredExpertType
     from alfworld.agents.expert.handcoded_expert_tw import HandCodedTWAgent
@@ -133,7 +136,13 @@ def _make_classes() -> dict[str, type]:
             self.add_facts(init[1])
 
     class CachedPddlEnv(PddlEnv):
-        """``PddlEnv`` that translates a problem once and shares grammar parses."""
+        """``PddlEnv`` that translates a problem once, shares grammar parses and reuses planner libraries."""
+
+        def __init__(self, infos: Any = None):
+            textworld.Environment.__init__(self, infos)
+            # Each PddlEnv loads a private copy of libdownward; unloading one (dlclose) crashes the
+            # interpreter at exit, so closed envs hand theirs back to a pool for the next env.
+            self.downward_lib = _LIB_POOL.pop() if _LIB_POOL else fast_downward.load_lib()
 
         def load(self, filename_or_data: Any) -> None:
             if isinstance(filename_or_data, (str, Path)):
@@ -164,8 +173,9 @@ def _make_classes() -> dict[str, type]:
 
         def close(self) -> None:
             lib, self.downward_lib = getattr(self, "downward_lib", None), None
-            if lib is not None:
-                fast_downward.close_lib(lib)
+            if lib is not None and _LIB_POOL is not None:  # module globals are gone at interpreter exit
+                lib.cleanup()  # frees the loaded task; the library stays mapped for reuse
+                _LIB_POOL.append(lib)
 
     class TrackingExpert(HandCodedTWAgent):
         """ALFWorld's handcoded TextWorld expert with its state tracking fixed and its draws seeded."""
