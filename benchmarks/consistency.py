@@ -35,7 +35,7 @@ from wmgym.benchmarks import metrics
 from wmgym.benchmarks.agents import make_agent, play
 from wmgym.benchmarks.common import (BenchmarkRun, add_common_args, bar_plot, fmt, line_plot, md_table,
                                      set_torch_threads)
-from wmgym.benchmarks.twins import add_model_args, describe_models, load_models, model_names, parse_kv
+from wmgym.benchmarks.twins import add_model_args, describe_models, load_models, model_names, parse_kv, heldout_split
 
 PUBLISHED_CR = {"ALFWorld-v0": 0.96, "SciWorld-v0": 0.91, "TextWorld-v0": 0.92, "WebShop-v0": 0.67}
 """Published consistency ratios of the Word2World 7B world models (Table 2)."""
@@ -53,8 +53,8 @@ class ConsistencyConfig:
     """Agent specs (random | scripted | scripted:EPS | react)."""
     games: int = 200
     """Test games per env (games 0..games-1 of the split)."""
-    split: str = "test"
-    """Split the games come from."""
+    split: str | None = None
+    """Split the games come from (default: test, or valid_unseen where the env has no test split)."""
     game_list: list[int] | None = None
     """Play exactly these game indices instead of 0..games-1."""
     seed: int = 0
@@ -76,12 +76,12 @@ class ConsistencyConfig:
             raise ValueError(f"anchoring periods must be >= 1, got {bad}")
 
 
-def _make(env_id: str, cfg: ConsistencyConfig, **kwargs: Any):
+def _make(env_id: str, cfg: ConsistencyConfig, split: str, **kwargs: Any):
     import gymnasium as gym
 
     if cfg.max_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_steps
-    return gym.make(env_id, split=cfg.split, **kwargs)
+    return gym.make(env_id, split=split, **kwargs)
 
 
 def measure_agent(real, twin, agent_spec: str, env_id: str, games: list[int], seed: int,
@@ -146,14 +146,15 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
                          run_name=run_name, argv=argv)
     results: dict[str, Any] = {"models": model_desc or {}, "envs": {}, "anchoring": {}}
     for env_id in cfg.envs:
-        real = _make(env_id, cfg)
-        twin = W2RReplay(_make(f"WM-{env_id}", cfg, model=models[env_id]))
-        games = cfg.game_list or list(range(min(cfg.games, real.unwrapped.num_games(cfg.split))))
+        split = heldout_split(env_id, cfg.split)
+        real = _make(env_id, cfg, split)
+        twin = W2RReplay(_make(f"WM-{env_id}", cfg, split, model=models[env_id]))
+        games = cfg.game_list or list(range(min(cfg.games, real.unwrapped.num_games(split))))
         n = len(games)
         prepare = getattr(real.unwrapped, "prepare_games", None)
         if prepare is not None:
-            prepare(cfg.split, games, progress=False)
-        env_res: dict[str, Any] = {"games": n, "published_7b_cr": PUBLISHED_CR.get(env_id), "agents": {}}
+            prepare(split, games, progress=False)
+        env_res: dict[str, Any] = {"games": n, "split": split, "published_7b_cr": PUBLISHED_CR.get(env_id), "agents": {}}
         for spec in cfg.agents:
             t0 = time.perf_counter()
             res = measure_agent(real, twin, spec, env_id, games, cfg.seed, react_kwargs)
@@ -231,7 +232,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agents", default="scripted,scripted:0.2,scripted:0.5,random",
                    help="comma-separated agents: random | scripted | scripted:EPS | react")
     p.add_argument("--games", type=int, default=200, help="test games per env")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default=None, help="game split (default: test, or valid_unseen for ALFWorld)")
     p.add_argument("--game-list", default=None, help="comma-separated game indices to play instead of 0..games-1")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the env's)")
     p.add_argument("--anchoring", default="", help="RealAnchoring periods to study, e.g. 1,5,10 (default: skip)")

@@ -29,7 +29,7 @@ from typing import Any
 from wmgym.benchmarks import metrics
 from wmgym.benchmarks.common import BenchmarkRun, add_common_args, line_plot, md_table, set_torch_threads
 from wmgym.benchmarks.twins import (add_model_args, describe_models, gold_episodes, load_models, model_names,
-                                    parse_kv, read_gold)
+                                    parse_kv, read_gold, heldout_split)
 
 PUBLISHED_EM = {"ALFWorld-v0": 99.87, "SciWorld-v0": 98.60, "TextWorld-v0": 70.60, "WebShop-v0": 79.05}
 """Published single-step EM (%) of the Word2World 7B SFT world models."""
@@ -45,8 +45,8 @@ class FidelityConfig:
     """Gold test-split episodes per env (split evenly over --policies)."""
     policies: list[str] = dataclasses.field(default_factory=lambda: ["expert", "noisy-expert:0.3"])
     """Scripted policies that roll the gold episodes."""
-    split: str = "test"
-    """Split the gold episodes come from."""
+    split: str | None = None
+    """Split the gold episodes come from (default: test, or valid_unseen where the env has no test split)."""
     trajectories: list[str] = dataclasses.field(default_factory=list)
     """Read gold episodes from these files instead of collecting them."""
     batch: int = 8
@@ -136,7 +136,8 @@ def run(cfg: FidelityConfig, models: dict[str, Any], out: str | None = None, run
         if cfg.trajectories:
             eps = read_gold(cfg.trajectories, [env])[: cfg.episodes]
         else:
-            eps = gold_episodes(env, cfg.episodes, policies=tuple(cfg.policies), split=cfg.split, seed=cfg.seed,
+            eps = gold_episodes(env, cfg.episodes, policies=tuple(cfg.policies), split=heldout_split(env, cfg.split),
+                                seed=cfg.seed,
                                 workers=cfg.workers)
         if not eps:
             raise ValueError(f"no gold episodes of {env} (check --trajectories / --policies)")
@@ -199,7 +200,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", action="append", default=None, help="real env id (repeatable; default TextWorld-v0)")
     p.add_argument("--episodes", type=int, default=40, help="gold test-split episodes per env")
     p.add_argument("--policies", default="expert,noisy-expert:0.3", help="comma-separated gold policies")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default=None, help="gold split (default: test, or valid_unseen for ALFWorld)")
     p.add_argument("--trajectories", action="append", default=[], help="gold trajectory file (repeatable)")
     p.add_argument("--batch", type=int, default=8, help="episodes stepped together")
     p.add_argument("--max-steps", type=int, default=None, help="score at most this many steps per episode")

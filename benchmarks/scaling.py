@@ -125,7 +125,7 @@ def run(cfg: ScalingConfig, *, out: str | None = None, run_name: str | None = No
         argv: list[str] | None = None) -> BenchmarkRun:
     """Train every (size, preset) point, score it, write the results."""
     from wmgym.benchmarks.fidelity import score_episodes, summarise
-    from wmgym.benchmarks.twins import gold_episodes, read_gold
+    from wmgym.benchmarks.twins import gold_episodes, read_gold, heldout_split
     from wmgym.training.policies import make_policy
     from wmgym.worldmodels import load_world_model
 
@@ -140,7 +140,7 @@ def run(cfg: ScalingConfig, *, out: str | None = None, run_name: str | None = No
     if cfg.eval_trajectories:
         gold = read_gold(cfg.eval_trajectories, [cfg.env])[: cfg.eval_episodes]
     else:
-        gold = gold_episodes(cfg.env, cfg.eval_episodes, policies=tuple(cfg.policies), split="test",
+        gold = gold_episodes(cfg.env, cfg.eval_episodes, policies=tuple(cfg.policies), split=heldout_split(cfg.env),
                              seed=cfg.seed, workers=cfg.workers)
     if not train_all or not gold:
         raise ValueError(f"no {cfg.env} episodes to train on or to score (check the trajectory files)")
@@ -185,8 +185,11 @@ def _cr(cfg: ScalingConfig, wm: Any) -> dict[str, Any]:
     from wmgym.benchmarks.consistency import measure_agent
     from wmgym.wrappers import W2RReplay
 
-    real = gym.make(cfg.env, split="test")
-    twin = W2RReplay(gym.make(f"WM-{cfg.env}", split="test", model=wm))
+    from wmgym.benchmarks.twins import heldout_split
+
+    split = heldout_split(cfg.env)
+    real = gym.make(cfg.env, split=split)
+    twin = W2RReplay(gym.make(f"WM-{cfg.env}", split=split, model=wm))
     res = measure_agent(real, twin, "scripted", cfg.env, list(range(cfg.cr_games)), cfg.seed, {})
     real.close()
     twin.close()

@@ -89,6 +89,24 @@ def describe_models(names: dict[str, str | None], backend: str) -> dict[str, str
     return {env: f"{name or default_model_dir(env)} ({backend})" for env, name in names.items()}
 
 
+def heldout_split(env_id: str, split: str | None = None) -> str:
+    """The held-out split benchmarks use: ``split`` if given, else ``test``, else ``valid_unseen``
+    (ALFWorld's out-of-distribution split, its usual test set), else the env's last split."""
+    if split is not None:
+        return split
+    import gymnasium as gym
+
+    spec = gym.spec(env_id)
+    module, _, name = str(spec.entry_point).partition(":")
+    import importlib
+
+    splits = getattr(getattr(importlib.import_module(module), name), "splits", ("test",))
+    for candidate in ("test", "valid_unseen"):
+        if candidate in splits:
+            return candidate
+    return splits[-1]
+
+
 def gold_episodes(env_id: str, episodes: int, *, policies: tuple[str, ...] = ("expert", "noisy-expert:0.3"),
                   split: str = "test", seed: int = 0, workers: int = 1, cache_dir: str | os.PathLike | None = None,
                   progress: bool = False) -> list:
