@@ -16,6 +16,8 @@ import sys
 COMMAND_MODULES = [
     "wmgym.envs.commands",
     "wmgym.training.commands",
+    "wmgym.training.train_commands",
+    "wmgym.worldmodels.commands",
     "wmgym.benchmarks.commands",
 ]
 
@@ -34,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import gymnasium as gym
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, ImportError, gym.error.Error) as e:
         # User errors: say what is wrong without a traceback.
         print(f"wmgym {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -231,7 +231,10 @@ class HFWorldModel:
         """Replace an episode's turns (the server reuses a cached episode for a request's chat)."""
         with self.lock:
             ep = self._episode(handle)
-            ep.history, ep.dropped, ep.system_tokens = list(history), 0, None
+            extends = history[:len(ep.history)] == ep.history
+            ep.history = list(history)
+            if not extends:  # the overlong policy's cut only carries over to a chat that extends this one
+                ep.dropped, ep.system_tokens = 0, None
 
     # ------------------------------------------------------------ internals
     def chat_ids(self, messages: list[Message]) -> list[int]:
