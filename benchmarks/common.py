@@ -176,13 +176,14 @@ class BenchmarkRun:
         self.figures.append(name)
         return str(self.file(name))
 
-    def finish(self, results: dict[str, Any], markdown: str) -> Path:
-        """Write ``result.json`` and ``report.md`` (header with metadata + ``markdown``)."""
+    def finish(self, results: dict[str, Any], markdown: str, title: str | None = None) -> Path:
+        """Write ``result.json`` and ``report.md`` (``# title``, ``markdown``, then the run's metadata)."""
         self.metadata["machine"] = machine_info()  # torch may have been imported since __init__
         self.metadata["duration_s"] = round(time.time() - self.started, 2)
         self.write_json("result.json", {"benchmark": self.bench, "metadata": self.metadata,
                                         "config": self.config, "results": results, "figures": self.figures})
-        self.write_markdown("report.md", f"# {self.bench}\n\n{markdown.strip()}\n\n{metadata_markdown(self.metadata)}")
+        heading = title or f"{self.bench} benchmark"
+        self.write_markdown("report.md", f"# {heading}\n\n{markdown.strip()}\n\n{metadata_markdown(self.metadata)}")
         return self.path
 
 
