@@ -1,0 +1,107 @@
+"""SciWorld's expert: ScienceWorld's gold action sequence, followed reactively.
+
+ScienceWorld generates one gold sequence per variation, for play from the
+start. The expert keeps a pointer into it; a step advances the pointer only
+when the action taken *is* the next gold action and the simulator executed it
+(not refused by the parser, not left waiting on an ambiguity). When the agent
+deviates:
+
+- if the agent already stands where a stretch of pure navigation in the
+  sequence (``open door to``, ``go to``, ``look around``) would lead, that
+  stretch is skipped;
+- otherwise it walks back to the room the gold sequence expects the agent to be in
+  (where the last executed ``go to`` of the sequence led), along the shortest
+  door path of the map read from the rooms' texts, opening closed doors on the
+  way (``open door to X``, then ``go to X``), and then resumes the sequence;
+- an ambiguity prompt the agent caused is cancelled by the next gold action
+  (the simulator consumes any non-number as "cancel"), which is then re-issued;
+- side effects are not undone: a moved object that the sequence later picks up
+  is still picked up if visible; a wrong ``focus on`` fails the task, as it
+  does for any player.
+
+When the sequence is exhausted the expert has nothing to say (``None``).
+"""
+
+from __future__ import annotations
+
+import collections
+
+from wmgym.envs.sciworld_context import doors_of, room_of
+from wmgym.envs.sciworld_engine import AMBIGUOUS_PREFIX
+
+#: Gold actions that only move the agent (safe to skip when the agent already stands where they lead).
+_NAVIGATION = ("go to ", "open door to ", "look around")
+
+
+def door_graph(rooms: dict[str, str]) -> dict[str, set[str]]:
+    """``{room: rooms one door away}`` from the rooms' initial texts."""
+    graph: dict[str, set[str]] = {room: set() for room in rooms}
+    for room, text in rooms.items():
+        for other in doors_of(text):
+            graph.setdefault(room, set()).add(other)
+            graph.setdefault(other, set()).add(room)
+    return graph
+
+
+def shortest_path(graph: dict[str, set[str]], start: str, goal: str) -> list[str] | None:
+    """Rooms from ``start`` to ``goal`` inclusive (breadth first, ties broken by name), or None."""
+    previous: dict[str, str | None] = {start: None}
+    queue = collections.deque([start])
+    while queue:
+        room = queue.popleft()
+        if room == goal:
+            path = [room]
+            while previous[path[-1]] is not None:
+                path.append(previous[path[-1]])
+            return path[::-1]
+        for nxt in sorted(graph.get(room, ())):
+            if nxt not in previous:
+                previous[nxt] = room
+                queue.append(nxt)
+    return None
+
+
+class GoldExpert:
+    """Follows a gold sequence, steering back to it after deviations (see module docstring)."""
+
+    def __init__(self, gold: list[str], start_room: str, rooms: dict[str, str]):
+        self.gold = list(gold)
+        self.position = 0
+        self.graph = door_graph(rooms)
+        # expected[i]: the room the agent should be in before gold[i] (after the last earlier "go to ROOM").
+        self.expected: list[str] = []
+        room = start_room
+        for action in self.gold:
+            self.expected.append(room)
+            target = action[len("go to "):] if action.startswith("go to ") else None
+            if target in self.graph:
+                room = target
+        self.expected.append(room)
+
+    def observe(self, action: str, executed: bool) -> None:
+        """Record a step: ``executed`` is False when the parser refused the input or asked to disambiguate."""
+        if executed and self.position < len(self.gold) and action.strip() == self.gold[self.position]:
+            self.position += 1
+
+    def next_action(self, look: str, last_observation: str) -> str | None:
+        """The next command, given the free look of the agent's room and the last observation."""
+        if self.position >= len(self.gold):
+            return None
+        action = self.gold[self.position]
+        if last_observation.startswith(AMBIGUOUS_PREFIX):
+            return action  # consumed as "cancel"; re-issued on the next call
+        here, want = room_of(look), self.expected[self.position]
+        if here is None or here == want:
+            return action
+        # Already where a stretch of pure navigation would lead (the agent walked ahead): skip that stretch.
+        j = self.position
+        while j < len(self.gold) and self.gold[j].startswith(_NAVIGATION) and self.expected[j] != here:
+            j += 1
+        if j < len(self.gold) and self.expected[j] == here:
+            self.position = j
+            return self.gold[j]
+        path = shortest_path(self.graph, here, want)
+        if path is None or len(path) < 2:
+            return action
+        nxt = path[1]
+        return f"go to {nxt}" if doors_of(look).get(nxt, True) else f"open door to {nxt}"
