@@ -86,8 +86,6 @@ def translate(domain: str, problem: str) -> tuple[Any, str]:
 
 #: Planner libraries of closed envs, ready for the next env of this process.
 _LIB_POOL: list[Any] = []
-#: Initial facts per translated task (keyed by id, holding the task so the id stays valid).
-_INIT_FACTS: dict[int, tuple[Any, list]] = {}
 
 
 def _make_classes() -> dict[str, type]:
@@ -113,7 +111,9 @@ def _make_classes() -> dict[str, type]:
             self._facts, self._vars_by_name = defaultdict(set), {}
             self._vars_by_type, self._var_counts = defaultdict(set), Counter()
             self._logic, self.downward_lib = logic, downward_lib
-            self.task, self.sas, self.sas_replan = task, sas, sas  # the planner is never used
+            # The planner expert is never used (it takes minutes on kitchens), so the replanning
+            # library gets the plain translation instead of a second, optimized one.
+            self.task, self.sas, self.sas_replan = task, sas, sas
             self._actions = {a.name: a for a in task.actions}
             for type_ in task.types:
                 try:
@@ -123,17 +123,21 @@ def _make_classes() -> dict[str, type]:
             downward_lib.load_sas(sas.encode("utf-8"))
             downward_lib.load_sas_replan(sas.encode("utf-8"))
             self.name2type = {o.name: o.type_name for o in task.objects}
-            init = _INIT_FACTS.get(id(task))
-            if init is None or init[0] is not task:
+            init = getattr(task, "_wmgym_init_facts", None)  # computed once per translation
+            if init is None:
                 facts = []
-                for atom in task.init:
+                for atom in task.init:  # as PddlState._atom2proposition
                     if isinstance(atom, fast_downward.translate.pddl.conditions.Atom) and atom.predicate != "=":
                         facts.append(Proposition(atom.predicate, [Variable(a, self.name2type[a]) for a in atom.args]))
+                    elif (isinstance(atom, fast_downward.translate.pddl.f_expression.Assign)
+                          and atom.fluent.symbol != "total-cost" and not str(atom.expression.value).isdigit()):
+                        facts.append(Proposition(str(atom.expression.value),
+                                                 [Variable(a, self.name2type[a]) for a in atom.fluent.args]))
                 atoms = (pddl_logic.Atom * downward_lib.get_state_size())()
                 downward_lib.get_state(atoms)
                 facts += [f for f in (a.get_fact(self.name2type) for a in atoms) if not f.is_negation]
-                init = _INIT_FACTS[id(task)] = (task, facts)
-            self.add_facts(init[1])
+                init = task._wmgym_init_facts = facts
+            self.add_facts(init)
 
     class CachedPddlEnv(PddlEnv):
         """``PddlEnv`` that translates a problem once, shares grammar parses and reuses planner libraries."""

@@ -76,14 +76,13 @@ def draw_task(split: str, index: int, attempt: int) -> TaskSpec | None:
 
 
 def write_game(spec: TaskSpec, folder: Path, trial: str) -> Path:
-    """Write ``spec`` as ALFWorld's ``game.tw-pddl`` + ``traj_data.json`` (+ ``initial_state.pddl``)."""
+    """Write ``spec`` as ALFWorld's ``game.tw-pddl`` + ``traj_data.json``."""
     domain, grammar = _logic_files()
     problem = problem_pddl(spec, load_scene(spec.floor_plan), f"plan_{trial}")
     folder.mkdir(parents=True, exist_ok=True)
     game = {"pddl_domain": domain, "grammar": grammar.replace("UNKNOWN GOAL", spec.task_desc),
             "pddl_problem": problem, "solvable": None, "walkthrough": None}
     (folder / GAME_FILE).write_text(json.dumps(game))
-    (folder / "initial_state.pddl").write_text(problem)
     traj = {"task_id": trial, "task_type": spec.task_type, "pddl_params": spec.pddl_params(),
             "scene": {"floor_plan": f"FloorPlan{spec.floor_plan}", "scene_num": spec.floor_plan},
             "turk_annotations": {"anns": [{"task_desc": spec.task_desc}]}}
@@ -188,7 +187,8 @@ def export_official(root: str | Path, split: str, indices: list[int]) -> list[Pa
         meta = json.loads((src / "wmgym.json").read_text())
         dst = Path(root) / "json_2.1.1" / split / meta["folder"] / meta["trial"]
         dst.mkdir(parents=True, exist_ok=True)
-        for name in (GAME_FILE, "traj_data.json", "initial_state.pddl"):
+        for name in (GAME_FILE, "traj_data.json"):
             shutil.copyfile(src / name, dst / name)
+        (dst / "initial_state.pddl").write_text(json.loads((src / GAME_FILE).read_text())["pddl_problem"])
         out.append(dst / GAME_FILE)
     return out
