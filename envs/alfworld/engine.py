@@ -19,6 +19,12 @@ touching the installed packages:
 - The expert draws from the global ``random`` and raises when stuck: it draws
   from its own seeded generator, and a stuck expert proposes nothing instead of
   crashing the game.
+- The planner expert (``policy_commands``) takes minutes on a kitchen: only the
+  handcoded expert is used, and the second, optimized translation that only
+  replanning needs is skipped.
+- Unloading a ``libdownward`` copy (``fast_downward.close_lib``) crashes the
+  interpreter at exit: a closed env frees the task and pools its library for
+  the next env of the process.
 """
 
 from __future__ import annotations
