@@ -69,7 +69,7 @@ def translation_cache_path(domain: str, problem: str) -> Path:
     return wmgym_home() / "alfworld" / "translations" / TRANSLATION_CACHE_VERSION / f"{key}.pkl.z"
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)  # a kitchen's translation holds ~3 MB
 def translate(domain: str, problem: str) -> tuple[Any, str]:
     """fast_downward's (task, SAS text) for a problem, cached in memory and on disk."""
     path = translation_cache_path(domain, problem)
