@@ -29,6 +29,9 @@ def register_envs() -> None:
               "TextWorld games (custom quests + cooking) compiled locally; 2,500 train / 200 test")
     _register("ALFWorld-v0", "wmgym.envs.alfworld.env:ALFWorldEnv", 50,
               "ALFWorld's PDDL text engine, 6 household task types; 2,420 train / 200 valid_seen / 200 valid_unseen")
+    _register("SciWorld-v0", "wmgym.envs.sciworld_env:SciWorldEnv", 100,
+              "ScienceWorld's 30 science tasks in its Java simulator; its variation splits 3,592 train / 1,796 dev / "
+              "1,819 test")
 
     # Twins: WM-<id> beside every real id registered above. Keep this loop LAST in this function.
     for real_id in [i for i in ENV_DESCRIPTIONS if not i.startswith("WM-")]:
