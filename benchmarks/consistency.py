@@ -65,6 +65,8 @@ class ConsistencyConfig:
     """Anchoring periods k for the RealAnchoring study (empty: skip it)."""
     anchoring_games: int | None = None
     """Games per env for the anchoring study (default: --games)."""
+    real_only: bool = False
+    """Measure only Real (agents in the real env; no model needed): calibrates the agents' spread of skill."""
 
     def __post_init__(self) -> None:
         if self.games < 1:
@@ -86,12 +88,15 @@ def _make(env_id: str, cfg: ConsistencyConfig, split: str, **kwargs: Any):
 
 def measure_agent(real, twin, agent_spec: str, env_id: str, games: list[int], seed: int,
                   react_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Real, WM and W2R of one agent on ``games`` (``twin`` is wrapped in W2RReplay)."""
+    """Real, WM and W2R of one agent on ``games`` (``twin`` is wrapped in W2RReplay; ``None``: Real only)."""
     rows = []
     for k in games:
         options = {"game": k}
         agent = make_agent(agent_spec, env_id, **react_kwargs)
         r = play(real, agent, seed=seed + k, options=options)
+        if twin is None:
+            rows.append({"game": k, "game_id": r["game_id"], "real_won": r["won"], "real_steps": r["steps"]})
+            continue
         agent = make_agent(agent_spec, env_id, **react_kwargs)
         w = play(twin, agent, seed=seed + k, options=options)
         info = w["last_info"]
@@ -103,6 +108,9 @@ def measure_agent(real, twin, agent_spec: str, env_id: str, games: list[int], se
                      "same_actions": r["actions"] == w["actions"],
                      "wm_parse_errors": sum(i.get("wm_parse_error") is not None for i in w["infos"][1:])})
     real_rate = metrics.success_rate(x["real_won"] for x in rows)
+    if twin is None:
+        return {"real": real_rate, "wm": None, "w2r": None, "cr": None, "cr_note": "real env only (--real-only)",
+                "mean_real_steps": metrics.mean([x["real_steps"] for x in rows]), "games": rows}
     wm_rate = metrics.success_rate(x["wm_won"] for x in rows)
     w2r_rate = metrics.success_rate(x["w2r_won"] for x in rows)
     div = [x["first_divergence"] for x in rows if x["first_divergence"] is not None]
@@ -148,7 +156,7 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
     for env_id in cfg.envs:
         split = heldout_split(env_id, cfg.split)
         real = _make(env_id, cfg, split)
-        twin = W2RReplay(_make(f"WM-{env_id}", cfg, split, model=models[env_id]))
+        twin = None if cfg.real_only else W2RReplay(_make(f"WM-{env_id}", cfg, split, model=models[env_id]))
         games = cfg.game_list or list(range(min(cfg.games, real.unwrapped.num_games(split))))
         n = len(games)
         prepare = getattr(real.unwrapped, "prepare_games", None)
@@ -160,12 +168,12 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
             res = measure_agent(real, twin, spec, env_id, games, cfg.seed, react_kwargs)
             res["seconds"] = round(time.perf_counter() - t0, 2)
             env_res["agents"][spec] = res
-            print(f"{env_id} {spec:>14}: Real {res['real']}  WM {res['wm']}  W2R {res['w2r']}  "
+            print(f"{env_id} {spec:>14}: Real {res['real']}  WM {res['wm'] or '-'}  W2R {res['w2r'] or '-'}  "
                   f"CR {fmt(res['cr'])}  ({res['seconds']:.0f} s)", flush=True)
-        w2r_pairs = [(a["w2r"], a["real"]) for a in env_res["agents"].values()]
+        w2r_pairs = [(a["w2r"], a["real"]) for a in env_res["agents"].values() if a["w2r"] is not None]
         env_res["pooled_cr"] = metrics.pooled_consistency_ratio(w2r_pairs)
         results["envs"][env_id] = env_res
-        if cfg.anchoring:
+        if cfg.anchoring and twin is not None:
             core = twin.env  # the twin without W2RReplay
             ag_games = games[: cfg.anchoring_games or n]
             study: dict[str, Any] = {}
@@ -177,7 +185,8 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
                     flush=True)
             results["anchoring"][env_id] = study
         real.close()
-        twin.close()
+        if twin is not None:
+            twin.close()
     _plots(bench, results)
     bench.finish(results, _markdown(results, bench.figures))
     print(f"results in {bench.path}")
@@ -187,7 +196,8 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
 def _plots(bench: BenchmarkRun, results: dict[str, Any]) -> None:
     for env_id, env_res in results["envs"].items():
         agents = list(env_res["agents"])
-        bars = {m: [100 * (env_res["agents"][a][m].value or 0.0) for a in agents] for m in ("real", "wm", "w2r")}
+        bars = {m: [100 * (env_res["agents"][a][m].value or 0.0) if env_res["agents"][a][m] is not None else 0.0
+                    for a in agents] for m in ("real", "wm", "w2r")}
         bar_plot(bench.add_figure(f"success_{env_id}.png"), agents, {"Real": bars["real"], "WM": bars["wm"],
                                                                      "W2R": bars["w2r"]},
                  title=f"{env_id}: success per agent", ylabel="success (%)", ylim=(0, 100))
@@ -208,8 +218,8 @@ def _markdown(results: dict[str, Any], figures: list[str]) -> str:
     rows = []
     for env_id, env_res in results["envs"].items():
         for spec, a in env_res["agents"].items():
-            rows.append([env_id, spec, str(a["real"]), str(a["wm"]), str(a["w2r"]), fmt(a["cr"]),
-                         fmt(a["mean_first_divergence"], 1), a["cr_note"] or ""])
+            rows.append([env_id, spec, str(a["real"]), str(a["wm"] or "-"), str(a["w2r"] or "-"), fmt(a["cr"]),
+                         fmt(a.get("mean_first_divergence"), 1), a["cr_note"] or ""])
         pub = env_res["published_7b_cr"]
         rows.append([env_id, "**all agents (pooled)**", "", "", "", fmt(env_res["pooled_cr"]), "",
                      f"published 7B CR: {pub}" if pub is not None else ""])
@@ -237,6 +247,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the env's)")
     p.add_argument("--anchoring", default="", help="RealAnchoring periods to study, e.g. 1,5,10 (default: skip)")
     p.add_argument("--anchoring-games", type=int, default=None, help="games per env for the anchoring study")
+    p.add_argument("--real-only", action="store_true", help="measure Real only (no model): the agents' skill spread")
     p.add_argument("--agent-url", default=None, help="react: OpenAI-compatible base URL (e.g. http://host:8000/v1)")
     p.add_argument("--agent-model", default=None, help="react: served model name, or a local HF model directory")
     p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -257,14 +268,15 @@ def main(argv: list[str] | None = None) -> int:
                             split=args.split, seed=args.seed, max_steps=args.max_steps,
                             game_list=[int(g) for g in args.game_list.split(",")] if args.game_list else None,
                             anchoring=[int(k) for k in args.anchoring.split(",") if k],
-                            anchoring_games=args.anchoring_games)
+                            anchoring_games=args.anchoring_games, real_only=args.real_only)
     react_kwargs = {"url": args.agent_url, "model": args.agent_model, **parse_kv(args.agent_arg)}
     if "react" in cfg.agents and not args.agent_model:
         raise ValueError("--agents react needs --agent-model (a served model name with --agent-url, "
                          "or a local HF model directory)")
     names = model_names(args.model, envs)
-    models = load_models(names, args.backend, **parse_kv(args.wm_arg))
-    run(cfg, models, out=args.out, run_name=args.run_name, model_desc=describe_models(names, args.backend),
+    models = {} if cfg.real_only else load_models(names, args.backend, **parse_kv(args.wm_arg))
+    run(cfg, models, out=args.out, run_name=args.run_name,
+        model_desc={} if cfg.real_only else describe_models(names, args.backend),
         react_kwargs={k: v for k, v in react_kwargs.items() if v is not None},
         argv=None if argv is None else ["wmgym", "bench", "consistency", *argv])
     return 0
