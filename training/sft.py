@@ -1,0 +1,402 @@
+"""Dynamics-aligned SFT of a world model: trajectories in, an HF model directory out.
+
+``wmgym train sft --data tw.jsonl --model tiny --out runs/tw``
+
+Reads top to bottom: config, data (episodes -> chats -> labelled token ids,
+held-out games), model (tiny from scratch, or a local/hub causal LM, full or
+LoRA), the HF ``Trainer`` (checkpoints in safetensors every ``save_steps``,
+resumed automatically from the newest one in ``out``), and the final save.
+The same command runs under ``accelerate launch`` / DeepSpeed on GPUs; the
+defaults are for this CPU.
+
+Loss is on assistant tokens only (see :mod:`wmgym.training.data`), and the LM
+head runs only at those positions: with long system prompts most positions are
+context, and the vocabulary projection there would be wasted work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from wmgym.training.data import IGNORE_INDEX
+
+
+@dataclasses.dataclass
+class SFTConfig:
+    """Settings of one SFT run (the CLI flags mirror these fields)."""
+
+    data: list[str] = dataclasses.field(default_factory=list)
+    """Trajectory files (JSON Lines) to train on."""
+    out: str = "runs/sft"
+    """Output directory: checkpoints, logs and the final model."""
+    model: str = "tiny"
+    """``tiny`` (from scratch, see --preset), a local HF model directory, or a hub id."""
+    preset: str = "tiny"
+    """Shape of the tiny model when --model tiny (tiny | tiny-s | tiny-l)."""
+    eval_data: list[str] = dataclasses.field(default_factory=list)
+    """Held-out trajectory files; without them ``eval_fraction`` of the training games are held out."""
+    eval_fraction: float = 0.05
+    """Share of games held out for eval loss when no --eval-data is given."""
+    eval_em_episodes: int = 40
+    """Held-out episodes scored for teacher-forced exact match at each eval (0: loss only)."""
+    mix: str | None = None
+    """mix3 | mix4 | mix5 | ENV=W,ENV=W: per-env weights of the training episodes (default: as in the files)."""
+    allow_missing: bool = False
+    """Train on the envs of --mix that have data when others are missing (default: error naming them)."""
+    lora: bool = False
+    """Train LoRA adapters (peft) instead of all weights; merged into the saved model."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA path."""
+    lora_targets: str = "all-linear"
+    """Modules to adapt (comma-separated names, or all-linear)."""
+    max_length: int = 2048
+    """Longest training sequence in tokens; longer chats are cut into windows of whole turns."""
+    batch_tokens: int = 8192
+    """Tokens per batch (padded length x sequences); batches group chats of similar length."""
+    grad_accum: int = 1
+    """Gradient accumulation steps."""
+    epochs: float = 3.0
+    """Passes over the training data (ignored when --max-steps > 0)."""
+    max_steps: int = 0
+    """Optimizer steps to run (0: use --epochs)."""
+    lr: float | None = None
+    """Peak learning rate (default 2e-3 for tiny, 2e-4 for LoRA, 2e-5 for full fine-tuning)."""
+    warmup: float = 0.05
+    """Warmup as a fraction of the steps."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    scheduler: str = "cosine"
+    """LR schedule (any transformers scheduler name: cosine, linear, constant_with_warmup, ...)."""
+    bf16: bool | None = None
+    """bf16 autocast (default: on where the hardware has bf16: CPUs with AVX512-BF16/AMX, Ampere+ GPUs)."""
+    threads: int = 1
+    """Torch CPU threads; 1 is fastest on this 2-vCPU machine (2 threads share one core's FPUs)."""
+    save_steps: int = 200
+    """Checkpoint every this many steps (resume after a kill loses at most this much)."""
+    eval_steps: int = 200
+    """Held-out loss (and EM) every this many steps."""
+    save_total_limit: int = 2
+    """Checkpoints kept."""
+    logging_steps: int = 10
+    """Log the training loss every this many steps."""
+    report_to: str = "none"
+    """none | tensorboard (logs under OUT/runs) | any transformers integration name."""
+    seed: int = 0
+    """Seed of the model init, data order and held-out split."""
+    resume: bool = True
+    """Continue from the newest checkpoint in --out when there is one."""
+    trust_remote_code: bool = False
+    """Allow custom model code from a hub repo (off: only architectures transformers ships)."""
+    progress: bool = True
+    """Progress bars."""
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ValueError("give at least one trajectory file (--data FILE ...)")
+        for path in [*self.data, *self.eval_data]:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"trajectory file not found: {path}")
+        if self.model == "tiny" and self.lora:
+            raise ValueError("--lora needs a pretrained --model (a local directory or hub id); the tiny model "
+                             "trains from scratch, so all its weights are trained")
+        from wmgym.training.tiny import get_preset
+
+        get_preset(self.preset)
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.max_length < 64:
+            raise ValueError(f"max_length must be >= 64 tokens, got {self.max_length}")
+        if self.batch_tokens < self.max_length:
+            raise ValueError(f"batch_tokens ({self.batch_tokens}) must be >= max_length ({self.max_length}) so "
+                             "the longest sequence fits in a batch")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ValueError("give --epochs > 0 or --max-steps > 0")
+        if self.save_steps < 1 or self.eval_steps < 1:
+            raise ValueError("save_steps and eval_steps must be >= 1")
+        if self.lr is None:
+            self.lr = 2e-3 if self.model == "tiny" else 2e-4 if self.lora else 2e-5
+        if self.mix is not None:
+            from wmgym.training.data import parse_mix
+
+            parse_mix(self.mix)
+
+
+# --------------------------------------------------------------------- data
+def token_batches(examples: list[dict[str, Any]], batch_tokens: int, seed: int) -> list[list[dict[str, Any]]]:
+    """Group examples of similar length into batches of at most ``batch_tokens`` padded tokens."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    # Sort by length with a little noise so batches differ between runs of similar lengths.
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]) * (1 + 0.1 * rng.random()))
+    batches, cur, width = [], [], 0
+    for i in order:
+        n = len(examples[i]["input_ids"])
+        if cur and max(width, n) * (len(cur) + 1) > batch_tokens:
+            batches.append(cur)
+            cur, width = [], 0
+        cur.append(examples[i])
+        width = max(width, n)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+class _Batches:
+    """A map-style dataset whose items are whole pre-grouped batches (the Trainer's batch size is 1)."""
+
+    def __init__(self, batches: list[list[dict[str, Any]]]):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> list[dict[str, Any]]:
+        return self.batches[i]
+
+
+class _BatchCollator:
+    def __init__(self, pad_id: int):
+        from wmgym.training.data import Collator
+
+        self.inner = Collator(pad_id)
+
+    def __call__(self, items: list[list[dict[str, Any]]]) -> dict[str, Any]:
+        return self.inner([ex for batch in items for ex in batch])
+
+
+def load_data(cfg: SFTConfig) -> tuple[list, list, Any]:
+    """Training and held-out episodes (after the mix) and the mix report (or ``None``)."""
+    from wmgym.training.data import check_mix, group_by_env, mix_sample, parse_mix, split_by_game
+    from wmgym.training.trajectories import load_episodes
+
+    episodes = load_episodes(cfg.data)
+    if cfg.eval_data:
+        train, held = episodes, load_episodes(cfg.eval_data)
+    else:
+        train, held = split_by_game(episodes, cfg.eval_fraction, cfg.seed)
+    report = None
+    if cfg.mix:
+        by_env = group_by_env(train)
+        report = check_mix(parse_mix(cfg.mix), by_env, cfg.allow_missing)
+        train = mix_sample(by_env, report.weights, cfg.seed)
+        held = [ep for ep in held if ep.env_id in report.weights]
+    if not any(ep.steps for ep in train):
+        raise ValueError(f"no episode with steps in {cfg.data}: nothing to train on")
+    return train, held, report
+
+
+# -------------------------------------------------------------------- model
+def load_model(cfg: SFTConfig, train_episodes: list) -> tuple[Any, Any]:
+    """The model and tokenizer to train (tiny from scratch, or pretrained, optionally with LoRA)."""
+    from wmgym.training import tiny
+
+    out = Path(cfg.out)
+    if cfg.model == "tiny":
+        preset = tiny.get_preset(cfg.preset)
+        if (out / "init" / "tokenizer.json").exists():  # resuming: the same tokenizer and shape as before
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(out / "init")
+        else:
+            from wmgym.training.data import episode_chats
+
+            tokenizer = tiny.train_tokenizer(tiny.chat_texts(m for _, m in episode_chats(train_episodes)), preset)
+            tiny.save_tokenizer(tokenizer, out / "init")
+        return tiny.build_model(tokenizer, preset, seed=cfg.seed), tokenizer
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    if tokenizer.chat_template is None:
+        raise ValueError(f"{cfg.model} has no chat template; use an instruct/chat model or add one to its "
+                         "tokenizer_config.json")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code,
+                                                 use_safetensors=True)
+    if cfg.lora:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as e:  # pragma: no cover - peft is a core dependency
+            raise ImportError("LoRA needs peft: pip install wmgym[lora] (or pip install peft)") from e
+        targets: Any = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=cfg.lora_dropout, target_modules=targets,
+                                                 task_type="CAUSAL_LM"))
+    return model, tokenizer
+
+
+def bf16_supported() -> bool:
+    """Whether bf16 autocast is fast here (CUDA with bf16, or a CPU with AVX512-BF16 / AMX)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# ------------------------------------------------------------------ trainer
+def _make_trainer_class():
+    from transformers import Trainer
+
+    class ObservationLossTrainer(Trainer):
+        """Cross-entropy on labelled positions only, with the LM head applied only there."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            import torch.nn.functional as F
+
+            labels = inputs["labels"]
+            base = model.module if hasattr(model, "module") else model
+            base = base.get_base_model() if hasattr(base, "get_base_model") else base
+            decoder, head = base.get_decoder(), base.get_output_embeddings()
+            hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+            # Position t predicts token t + 1.
+            target = labels[:, 1:]
+            keep = target != IGNORE_INDEX
+            logits = head(hidden[:, :-1][keep]).float()
+            total = F.cross_entropy(logits, target[keep], reduction="sum")
+            n = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+            loss = total / n
+            if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch:
+                loss = loss * self.accelerator.num_processes
+            return (loss, {"logits": logits}) if return_outputs else loss
+
+    return ObservationLossTrainer
+
+
+def _em_callback(cfg: SFTConfig, tokenizer: Any, held: list):
+    from transformers import TrainerCallback
+
+    from wmgym.training.evaluate import argmax_em
+
+    subset = [ep for ep in held if ep.steps][: cfg.eval_em_episodes]
+
+    class EMCallback(TrainerCallback):
+        """Teacher-forced exact match on held-out episodes at each evaluation."""
+
+        def on_evaluate(self, args, state, control, model=None, metrics=None, **kw):
+            if not subset or model is None:
+                return
+            res = argmax_em(model, tokenizer, subset, max_length=cfg.max_length, autocast=bool(args.bf16))
+            metrics["eval_em"] = res.em
+            metrics["eval_token_acc"] = res.token_accuracy
+            for env, v in res.per_env.items():
+                metrics[f"eval_em_{env}"] = v
+            state.log_history.append({"step": state.global_step, "eval_em": res.em,
+                                      "eval_token_acc": res.token_accuracy, "eval_em_per_env": res.per_env,
+                                      "num_input_tokens_seen": state.num_input_tokens_seen})
+            if state.is_world_process_zero:
+                print(f"step {state.global_step}: held-out teacher-forced EM {res.em:.3f} "
+                      f"(token acc {res.token_accuracy:.3f}, {res.n_steps} steps)", flush=True)
+
+    return EMCallback()
+
+
+def latest_checkpoint(out: str | Path) -> str | None:
+    """Newest ``checkpoint-N`` directory in ``out`` that finished saving (has its trainer state)."""
+    out = Path(out)
+    found = []
+    for d in out.glob("checkpoint-*"):
+        if d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").exists():
+            found.append((int(d.name.split("-")[-1]), d))
+    return str(max(found)[1]) if found else None
+
+
+def train(cfg: SFTConfig) -> dict[str, Any]:
+    """Run SFT; returns a summary (steps, losses, EM, tokens/s, where the model is)."""
+    import time
+
+    import torch
+    from transformers import TrainingArguments
+
+    from wmgym.training import tiny
+    from wmgym.training.data import build_examples
+
+    torch.set_num_threads(cfg.threads)
+    train_eps, held_eps, report = load_data(cfg)
+    if report is not None:
+        print("mix:\n" + str(report))
+    model, tokenizer = load_model(cfg, train_eps)
+    train_ex, tstats = build_examples(tokenizer, train_eps, cfg.max_length)
+    eval_ex, _ = build_examples(tokenizer, held_eps, cfg.max_length) if held_eps else ([], {})
+    batches = token_batches(train_ex, cfg.batch_tokens, cfg.seed)
+    print(f"model: {tiny.describe(model, tokenizer) if cfg.model == 'tiny' else cfg.model}"
+          f"{' + LoRA' if cfg.lora else ''}")
+    print(f"data: {tstats['chats']} chats -> {tstats['examples']} sequences, {tstats['tokens']} tokens "
+          f"({tstats['label_tokens']} supervised), {len(batches)} batches/epoch; held out: {len(held_eps)} episodes"
+          + (f"; skipped {tstats['skipped_turns']} turns longer than max_length" if tstats["skipped_turns"] else ""))
+
+    use_bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
+    steps_per_epoch = math.ceil(len(batches) / cfg.grad_accum)
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, int(round(cfg.epochs * steps_per_epoch)))
+    args = _training_args(cfg, total_steps, use_bf16, bool(eval_ex))
+    trainer = _make_trainer_class()(
+        model=model, args=args, data_collator=_BatchCollator(tokenizer.pad_token_id),
+        train_dataset=_Batches(batches),
+        eval_dataset=_Batches(token_batches(eval_ex, cfg.batch_tokens, cfg.seed)) if eval_ex else None,
+        callbacks=[_em_callback(cfg, tokenizer, held_eps)] if eval_ex and cfg.eval_em_episodes else None,
+    )
+    resume = latest_checkpoint(cfg.out) if cfg.resume else None
+    if resume:
+        print(f"resuming from {resume}")
+    t0, c0 = time.time(), time.process_time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    final = trainer.evaluate() if eval_ex else {}
+    model = trainer.model
+    if cfg.lora:
+        model = model.merge_and_unload()
+    summary = {
+        "model": cfg.model, "preset": cfg.preset if cfg.model == "tiny" else None, "lora": cfg.lora,
+        "parameters": tiny.num_parameters(model), "steps": trainer.state.global_step,
+        "train_loss": result.training_loss, "eval_loss": final.get("eval_loss"), "eval_em": final.get("eval_em"),
+        "eval_em_per_env": {k[len("eval_em_"):]: v for k, v in final.items() if k.startswith("eval_em_")},
+        "train_tokens_per_epoch": tstats["tokens"], "resumed_from": resume,
+        "tokens_seen_this_run": int(trainer.state.num_input_tokens_seen or 0),
+        "wall_s": wall, "cpu_s": cpu, "data": cfg.data, "mix": report.weights if report else None,
+        "eval_history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
+    }
+    if summary["tokens_seen_this_run"] and wall > 0:
+        summary["tokens_per_s"] = summary["tokens_seen_this_run"] / wall
+    tiny.save_pretrained(model, tokenizer, cfg.out, extra={"sft": summary, "config": dataclasses.asdict(cfg)})
+    return summary
+
+
+def _training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: bool):
+    """``TrainingArguments`` for this run (TensorBoard logs go under OUT/runs)."""
+    import torch
+    from transformers import TrainingArguments
+
+    kw: dict[str, Any] = {}
+    if "logging_dir" in TrainingArguments.__dataclass_fields__:  # transformers < 5
+        kw["logging_dir"] = str(Path(cfg.out) / "runs")
+    else:
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(cfg.out) / "runs"))
+    return TrainingArguments(
+        output_dir=cfg.out, per_device_train_batch_size=1, per_device_eval_batch_size=1,
+        gradient_accumulation_steps=cfg.grad_accum, max_steps=total_steps, learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler, warmup_steps=int(cfg.warmup * total_steps), weight_decay=cfg.weight_decay,
+        bf16=use_bf16, use_cpu=not torch.cuda.is_available(), logging_steps=cfg.logging_steps,
+        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps, save_strategy="steps",
+        save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, report_to=cfg.report_to,
+        seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=not cfg.progress, remove_unused_columns=False,
+        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", max_grad_norm=1.0, **kw,
+    )
+
+
+def write_summary(summary: dict[str, Any], out: str | Path) -> None:
+    (Path(out) / "sft_summary.json").write_text(json.dumps(summary, indent=2, default=str))

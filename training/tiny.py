@@ -1,0 +1,181 @@
+"""The tiny CPU preset: a domain tokenizer and a small Llama trained from scratch.
+
+``--model tiny`` builds both from the training trajectories and saves them as
+an ordinary HF model directory (``config.json``, ``model.safetensors``,
+``tokenizer.json``, ``tokenizer_config.json`` with a ChatML chat template), so
+``AutoModelForCausalLM`` / ``AutoTokenizer`` load it and ``apply_chat_template``
+works like for any hub model.
+
+Why the tokenizer looks the way it does: world-model observations mostly copy
+names out of the action or the history ("take apple 1 from countertop 1" ->
+"You pick up the apple 1 from the countertop 1."). Copying one token is a
+single attention lookup; copying a name split into sub-word pieces needs the
+model to chain several lookups, which a small model learns late or never. So
+the pre-tokenizer cuts words (with their leading space) and single digits, and
+the BPE vocabulary is large enough that every word the data uses more than
+once is one token. Unseen words still encode, byte by byte (byte-level BPE),
+so any text round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+#: ChatML (the Qwen2.5 format of the released Word2World checkpoints). The
+#: ``generation`` tags let ``apply_chat_template(return_assistant_tokens_mask=True)`` work.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{{ '\n' }}{% else %}{{ message['content'] + '<|im_end|>' + '\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+#: Words (with their leading space), single digits, punctuation runs, whitespace runs.
+PRETOKENIZE_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+@dataclasses.dataclass
+class TinyPreset:
+    """Shape of the tiny Llama (see ``PRESETS``)."""
+
+    hidden_size: int = 256
+    """Model width."""
+    num_layers: int = 4
+    """Transformer blocks."""
+    num_heads: int = 8
+    """Attention heads (head dim = hidden_size / num_heads)."""
+    intermediate_size: int = 704
+    """MLP width (SwiGLU)."""
+    vocab_size: int = 4096
+    """Upper bound of the BPE vocabulary; the trainer stops earlier when every repeated word is a token."""
+    min_frequency: int = 2
+    """A merge must occur this often in the training text."""
+    max_position_embeddings: int = 4096
+    """Longest chat (in tokens) the RoPE table is built for."""
+    rope_theta: float = 10000.0
+    """RoPE base."""
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}")
+        if self.vocab_size < 300:
+            raise ValueError(f"vocab_size={self.vocab_size} must be >= 300 (256 bytes + special tokens + merges)")
+
+
+#: Named presets; ``tiny`` is the CPU default.
+PRESETS: dict[str, TinyPreset] = {
+    "tiny": TinyPreset(),
+    "tiny-s": TinyPreset(hidden_size=192, num_layers=3, num_heads=6, intermediate_size=512),
+    "tiny-l": TinyPreset(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1024),
+}
+
+
+def get_preset(name: str) -> TinyPreset:
+    """Look up a preset by name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown tiny preset {name!r}; valid presets: {sorted(PRESETS)}")
+    return dataclasses.replace(PRESETS[name])
+
+
+def train_tokenizer(texts: Iterable[str], preset: TinyPreset | None = None):
+    """Train a byte-level BPE on ``texts`` and wrap it as a ``PreTrainedTokenizerFast`` with the chat template."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    preset = preset or TinyPreset()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=preset.vocab_size, min_frequency=preset.min_frequency,
+                                  special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>", unk_token=None, chat_template=CHAT_TEMPLATE,
+                                   model_max_length=preset.max_position_embeddings, clean_up_tokenization_spaces=False)
+
+
+def build_model(tokenizer: Any, preset: TinyPreset | None = None, seed: int = 0):
+    """A freshly initialised ``LlamaForCausalLM`` sized by ``preset`` for ``tokenizer``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    preset = preset or TinyPreset()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=preset.hidden_size, intermediate_size=preset.intermediate_size,
+        num_hidden_layers=preset.num_layers, num_attention_heads=preset.num_heads,
+        num_key_value_heads=preset.num_heads, max_position_embeddings=preset.max_position_embeddings,
+        rope_theta=preset.rope_theta, tie_word_embeddings=True,  # tied: copying a token = reading its own embedding
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
+        attn_implementation="sdpa",
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def chat_texts(chats: Iterable[list[dict[str, str]]]) -> Iterable[str]:
+    """The message contents of ``chats`` (what the tokenizer is trained on), plus the role names."""
+    yield "system user assistant"
+    for chat in chats:
+        for m in chat:
+            yield m["content"]
+
+
+def build_tiny(chats: list[list[dict[str, str]]], preset: TinyPreset | str = "tiny", seed: int = 0):
+    """Tokenizer trained on ``chats`` and a fresh model for it: ``(model, tokenizer)``."""
+    if isinstance(preset, str):
+        preset = get_preset(preset)
+    tokenizer = train_tokenizer(chat_texts(chats), preset)
+    return build_model(tokenizer, preset, seed=seed), tokenizer
+
+
+def num_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe(model: Any, tokenizer: Any) -> str:
+    """One line: size and shape of a model."""
+    c = model.config
+    return (f"{num_parameters(model) / 1e6:.2f}M params (Llama, {c.num_hidden_layers} layers, d={c.hidden_size}, "
+            f"{c.num_attention_heads} heads, vocab {len(tokenizer)})")
+
+
+def save_tokenizer(tokenizer: Any, out: str | Path) -> Path:
+    """Save a tokenizer with its chat template inside ``tokenizer_config.json``.
+
+    The template goes into the JSON (not a separate ``chat_template.jinja``) and
+    the class is named ``PreTrainedTokenizerFast``, so transformers 4 and 5 and
+    vLLM all load the directory.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out, save_jinja_files=False)
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("tokenizer_class") == "TokenizersBackend":
+        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+        cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
+    return out
+
+
+def save_pretrained(model: Any, tokenizer: Any, out: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Save model (safetensors) and tokenizer as an HF directory, with ``wmgym.json`` metadata."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    save_tokenizer(tokenizer, out)
+    if extra is not None:
+        (out / "wmgym.json").write_text(json.dumps(extra, indent=2, sort_keys=True))
+    return out

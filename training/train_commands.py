@@ -1,0 +1,123 @@
+"""``wmgym train sft|default|export`` and ``wmgym quickstart``.
+
+The ``train sft`` flags are generated from :class:`~wmgym.training.sft.SFTConfig`
+(one flag per field, its docstring as the help), so the CLI and the config
+never drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string right after each field) of a dataclass."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    docs, body = {}, tree.body[0].body
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+            docs[a.target.id] = " ".join(str(b.value.value).split())
+    return docs
+
+
+def add_dataclass_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per field of ``cls`` (lists take several values, bools are on/off switches)."""
+    docs = _field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = docs.get(f.name, "") + ("" if default in (None, [], "") else f" (default: {default})")
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        if hint is bool or (bool in args):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif typing.get_origin(hint) is list:
+            p.add_argument(flag, nargs="+", default=default, help=help_text)
+        else:
+            base = next((a for a in args if a is not type(None)), hint)
+            p.add_argument(flag, type=base, default=default, help=help_text)
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from wmgym.training.sft import SFTConfig, train, write_summary
+
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    cfg = SFTConfig(**{k: v for k, v in vars(args).items() if k in names})
+    summary = train(cfg)
+    write_summary(summary, cfg.out)
+    print(f"saved the world model to {cfg.out} ({summary['steps']} steps, eval loss {summary['eval_loss']}, "
+          f"held-out teacher-forced EM {summary['eval_em']})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from wmgym.training.data import check_mix, episode_chats, group_by_env, mix_sample, parse_mix
+    from wmgym.training.export import export_llamafactory
+    from wmgym.training.trajectories import load_episodes
+
+    episodes = load_episodes(args.data)
+    if args.mix:
+        report = check_mix(parse_mix(args.mix), group_by_env(episodes), args.allow_missing)
+        print("mix:\n" + str(report))
+        episodes = mix_sample(group_by_env(episodes), report.weights, args.seed)
+    chats = [m for _, m in episode_chats(episodes)]
+    path = export_llamafactory(chats, args.out, args.name)
+    print(f"wrote {len(chats)} chats to {path}; in LLaMA-Factory use dataset: {args.name}, dataset_dir: {args.out}")
+    return 0
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    from wmgym.training.default import train_default
+
+    result = train_default(args.env, workers=args.workers, force=args.force, progress=not args.quiet)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from wmgym.training.quickstart import quickstart
+
+    return quickstart(envs=args.envs, workers=args.workers, force=args.force)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from wmgym.training.sft import SFTConfig
+
+    train = sub.add_parser("train", help="train world models (sft, the embedded defaults) and export data")
+    tsub = train.add_subparsers(dest="train_command", metavar="TRAIN_COMMAND", required=True)
+
+    p = tsub.add_parser("sft", help="dynamics-aligned SFT: trajectories -> world model (HF directory)")
+    add_dataclass_args(p, SFTConfig)
+    p.set_defaults(func=cmd_sft)
+
+    p = tsub.add_parser("default", help="train the embedded default twin of a real env (collects data if needed)")
+    p.add_argument("--env", required=True, help="real env id, e.g. TextWorld-v0 or ALFWorld-v0")
+    p.add_argument("--workers", type=int, default=2, help="processes for collection")
+    p.add_argument("--force", action="store_true", help="retrain even if the default model exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_default)
+
+    p = tsub.add_parser("export", help="export trajectories as a LLaMA-Factory dataset (ShareGPT + dataset_info.json)")
+    p.add_argument("--data", nargs="+", required=True, help="trajectory files")
+    p.add_argument("--out", required=True, help="dataset directory (dataset_info.json is created or updated)")
+    p.add_argument("--name", default="wmgym_worldmodel", help="dataset name in dataset_info.json")
+    p.add_argument("--mix", default=None, help="mix3 | mix4 | mix5 | ENV=W,ENV=W (default: all episodes)")
+    p.add_argument("--allow-missing", action="store_true", help="export the envs of --mix that have data")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mix sampling")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quickstart", help="collect, train the default twins on this CPU, report EM, play a twin")
+    p.add_argument("--envs", nargs="+", default=None, help="real env ids (default: TextWorld-v0 and ALFWorld-v0)")
+    p.add_argument("--workers", type=int, default=2, help="processes (collection, parallel training)")
+    p.add_argument("--force", action="store_true", help="retrain the default twins even if they exist")
+    p.set_defaults(func=cmd_quickstart)
