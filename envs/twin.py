@@ -127,6 +127,8 @@ class TwinEnv(TextEnv):
         #: ``(action, assistant text)`` turns of the current episode, as the model's chat holds them.
         self.history: list[tuple[str, str]] = []
         self.init_context: str | None = None
+        #: The world model's last :class:`WMStep` (raw text, token counts in ``extra``), ``None`` before one.
+        self.last_step = None
         self._reset_admissible: list[str] = []
 
     # ------------------------------------------------------------- real env
@@ -154,7 +156,7 @@ class TwinEnv(TextEnv):
         self.handle = self.world_model.start(self.init_context)
         if hasattr(self.world_model, "set_seed"):  # sampling randomness comes from this env's np_random
             self.world_model.set_seed(self.handle, int(self.np_random.integers(2**31 - 1)))
-        self.history = []
+        self.history, self.last_step = [], None
         self._reset_admissible = list(info.get("admissible_commands", []))
         self._started, self._done = True, False
         self._info = dict(info)
@@ -174,6 +176,7 @@ class TwinEnv(TextEnv):
 
     def _engine_step(self, action: str) -> EngineStep:
         result = self.world_model.step(self.handle, action)
+        self.last_step = result
         self.history.append((action, result.text))
         extras = dict(self._real_cls.twin_extras(result.observation, result.success))
         won = bool(result.success)

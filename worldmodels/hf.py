@@ -273,7 +273,6 @@ class HFWorldModel:
     def _prefill(self, ep: _Episode, ids: list[int]) -> Any:
         """Bring the episode's cache up to ``ids``; return the logits after the last prompt token."""
         import torch
-        from transformers.cache_utils import DynamicCache
 
         keep = _common_prefix(ep.cached_ids, ids) if ep.cache is not None else 0
         keep = min(keep, len(ids) - 1)  # at least one token must be fed to get logits
@@ -283,10 +282,10 @@ class HFWorldModel:
             else:
                 ep.cache, keep = None, 0
         if ep.cache is None:
-            ep.cache, keep = DynamicCache(config=self.model.config), 0
+            ep.cache, keep = kvcache.new_cache(self.model.config), 0
         new = torch.tensor([ids[keep:]], device=self.device)
         positions = torch.arange(keep, len(ids), device=self.device).unsqueeze(0)
-        with torch.inference_mode():
+        with torch.no_grad():
             out = self.model(input_ids=new, position_ids=positions, past_key_values=ep.cache, use_cache=True,
                              logits_to_keep=1)
         ep.cached_ids = list(ids)

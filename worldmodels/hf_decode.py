@@ -100,7 +100,7 @@ def decode(wm: Any, episodes: list[Any], first_logits: list[torch.Tensor], setti
         if batched:
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
         fed += 1
-        with torch.inference_mode():
+        with torch.no_grad():
             result = wm.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                               past_key_values=cache, use_cache=True, logits_to_keep=1)
         logits = list(result.logits[:, -1])

@@ -13,9 +13,59 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
+class GrowableLayer(DynamicLayer):
+    """A full-attention layer that appends into a buffer with spare room.
+
+    ``DynamicLayer`` concatenates on every update, copying the whole cache for
+    each generated token (O(length) per token; it dominated decoding time at a
+    few thousand tokens). This layer doubles its buffer when full and writes in
+    place, so an append costs the new tokens. ``keys``/``values`` stay views of
+    the filled part; code that replaces them (crop, row selection) simply makes
+    the next update start a fresh buffer when the view no longer is one.
+    """
+
+    _kbuf: torch.Tensor | None = None
+    _vbuf: torch.Tensor | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = self.keys.shape[-2] if self.keys.numel() else 0
+        new = key_states.shape[-2]
+        buf = self._kbuf
+        reusable = (buf is not None and n and self.keys.data_ptr() == buf.data_ptr()
+                    and self.values.data_ptr() == self._vbuf.data_ptr()
+                    and buf.shape[:-2] == key_states.shape[:-2] and n + new <= buf.shape[-2])
+        if not reusable:
+            capacity = max(64, 2 * (n + new))
+            shape = (*key_states.shape[:-2], capacity, key_states.shape[-1])
+            kbuf, vbuf = key_states.new_empty(shape), value_states.new_empty(shape)
+            if n:
+                kbuf[..., :n, :] = self.keys
+                vbuf[..., :n, :] = self.values
+            self._kbuf, self._vbuf = kbuf, vbuf
+        self._kbuf[..., n:n + new, :] = key_states
+        self._vbuf[..., n:n + new, :] = value_states
+        self.keys = self._kbuf[..., :n + new, :]
+        self.values = self._vbuf[..., :n + new, :]
+        return self.keys, self.values
+
+
+def new_cache(config=None) -> DynamicCache:
+    """An empty one-row cache: growable full-attention layers, or the model's own layout if it has others."""
+    if config is not None:
+        text = config.get_text_config(decoder=True)
+        types = getattr(text, "layer_types", None)
+        if types and any(t != "full_attention" for t in types):
+            return DynamicCache(config=config)
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = GrowableLayer
+    return cache
+
+
 def supports_surgery(cache: DynamicCache) -> bool:
     """Whether every layer is a plain, croppable full-attention layer."""
-    return all(type(layer) is DynamicLayer for layer in cache.layers)
+    return all(type(layer) in (DynamicLayer, GrowableLayer) for layer in cache.layers)
 
 
 def seq_length(cache: DynamicCache | None) -> int:
@@ -28,7 +78,7 @@ def _tensors(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def from_tensors(tensors: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
     """A ``DynamicCache`` holding the given per-layer (keys, values)."""
-    cache = DynamicCache()
+    cache = new_cache()
     for i, (k, v) in enumerate(tensors):
         cache.update(k, v, i)
     return cache
