@@ -54,6 +54,23 @@ class EngineStep:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def format_init_context(task: str, state: list[str], observation: str) -> str:
+    """The world model's system prompt: task, the hidden initial state as a list, the first observation.
+
+    Envs with a full initial-state description share this layout so the twins
+    of different envs read one format (and mixed training sees one schema).
+    """
+    return "\n".join([
+        f"Task: {task}",
+        "",
+        "Initial state (hidden from the player):",
+        *(f"- {line}" for line in state),
+        "",
+        "First observation:",
+        observation,
+    ])
+
+
 class TextEnv(gym.Env[str, str]):
     """Base class of all wmgym text environments (real and twin).
 

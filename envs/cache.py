@@ -8,9 +8,10 @@ half-written game or checkpoint that a later run would trust.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock
@@ -53,3 +54,32 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _ensure_one(ensure: Callable[[str, int], Path], job: tuple[str, int]) -> Path:
+    return ensure(*job)
+
+
+def generate_missing(ensure: Callable[[str, int], Path], split: str, missing: list[int], *, label: str,
+                     workers: int = 1, progress: bool = True) -> None:
+    """Run ``ensure(split, i)`` for every missing slot, in ``workers`` processes, with a progress bar.
+
+    ``ensure`` must be a module-level function (it is pickled into spawned workers)
+    that generates slot ``i`` under a lock and publishes it atomically.
+    """
+    if not missing:
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(missing), desc=f"generating {label} {split} games", disable=not progress, unit="game")
+    if workers <= 1:
+        for i in missing:
+            ensure(split, i)
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for _ in pool.imap_unordered(functools.partial(_ensure_one, ensure), [(split, i) for i in missing]):
+                bar.update()
+    bar.close()

@@ -29,7 +29,7 @@ import re
 import warnings
 from typing import Any
 
-from wmgym.envs.base import EngineReset, EngineStep, TextEnv
+from wmgym.envs.base import EngineReset, EngineStep, TextEnv, format_init_context
 from wmgym.envs import textworld_games
 
 _ART_CHARS = set(" _|\\/$<>")
@@ -127,15 +127,7 @@ class TextWorldEnv(TextEnv):
         self._state, self._score = state, state.score or 0
         observation = clean_feedback(state.feedback)
         task = (state.objective or "").strip()
-        context = "\n".join([
-            f"Task: {task}",
-            "",
-            "Initial state (hidden from the player):",
-            *(f"- {s}" for s in describe_facts(state.facts)),
-            "",
-            "First observation:",
-            observation,
-        ])
+        context = format_init_context(task, describe_facts(state.facts), observation)
         return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}",
                            init_context=context, admissible_commands=list(state.admissible_commands or []),
                            extra={"max_score": state.max_score})

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from wmgym.envs.cache import atomic_dir, locked, wmgym_home
+from wmgym.envs.cache import atomic_dir, generate_missing, locked, wmgym_home
 
 logger = logging.getLogger(__name__)
 
@@ -117,23 +117,4 @@ def ensure_game(split: str, index: int) -> Path:
 def ensure_games(split: str, indices: list[int], workers: int = 1, progress: bool = True) -> None:
     """Generate missing games (in ``workers`` processes), with a progress bar."""
     missing = [i for i in indices if not (game_dir(split, i) / "game.z8").exists()]
-    if not missing:
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(missing), desc=f"generating TextWorld {split} games", disable=not progress, unit="game")
-    if workers <= 1:
-        for i in missing:
-            ensure_game(split, i)
-            bar.update()
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_ensure_star, [(split, i) for i in missing]):
-                bar.update()
-    bar.close()
-
-
-def _ensure_star(args: tuple[str, int]) -> Path:
-    return ensure_game(*args)
+    generate_missing(ensure_game, split, missing, label="TextWorld", workers=workers, progress=progress)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from wmgym.envs.alfworld import generator, official
-from wmgym.envs.base import EngineReset, EngineStep, TextEnv
+from wmgym.envs.base import EngineReset, EngineStep, TextEnv, format_init_context
 
 _TASK_RE = re.compile(r"Your task is to: (.*)$", re.S)
 _NUM_RE = re.compile(r"(\d+)")
@@ -122,15 +122,7 @@ class ALFWorldEnv(TextEnv):
         observation = clean_observation(state.feedback)
         match = _TASK_RE.search(observation)
         task = match.group(1).strip() if match else ""
-        context = "\n".join([
-            f"Task: {task}",
-            "",
-            "Initial state (hidden from the player):",
-            *(f"- {s}" for s in describe_initial_state(state["facts"])),
-            "",
-            "First observation:",
-            observation,
-        ])
+        context = format_init_context(task, describe_initial_state(state["facts"]), observation)
         traj = json.loads((path.parent / "traj_data.json").read_text())
         return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}", init_context=context,
                            admissible_commands=list(state["admissible_commands"]),

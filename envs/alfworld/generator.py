@@ -27,7 +27,7 @@ import numpy as np
 
 from wmgym.envs.alfworld.problem import TASK_TYPES, TaskSpec, problem_pddl, sample_task, valid_task_types
 from wmgym.envs.alfworld.scenes import TRAIN_FLOOR_PLANS, UNSEEN_FLOOR_PLANS, load_scene
-from wmgym.envs.cache import atomic_dir, locked, wmgym_home
+from wmgym.envs.cache import atomic_dir, generate_missing, locked, wmgym_home
 
 #: Games per split (ALFWorld-sized training set; 200 for each validation split).
 SPLIT_SIZES = {"train": 2420, "valid_seen": 200, "valid_unseen": 200}
@@ -152,26 +152,7 @@ def ensure_games(split: str, indices: list[int], workers: int = 1, progress: boo
     for i in indices:
         check_slot(split, i)
     missing = [i for i in indices if not (game_dir(split, i) / GAME_FILE).exists()]
-    if not missing:
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(missing), desc=f"generating ALFWorld {split} games", disable=not progress, unit="game")
-    if workers <= 1:
-        for i in missing:
-            ensure_game(split, i)
-            bar.update()
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_ensure_star, [(split, i) for i in missing]):
-                bar.update()
-    bar.close()
-
-
-def _ensure_star(args: tuple[str, int]) -> Path:
-    return ensure_game(*args)
+    generate_missing(ensure_game, split, missing, label="ALFWorld", workers=workers, progress=progress)
 
 
 def export_official(root: str | Path, split: str, indices: list[int]) -> list[Path]:
