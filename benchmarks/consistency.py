@@ -3,7 +3,8 @@
 ``python -m wmgym.benchmarks.consistency --env TextWorld-v0 --games 20``
 (or ``wmgym bench consistency ...``)
 
-For every env, agent and test game ``k`` (seed ``seed + k``):
+For every env, agent and test game ``k`` (``--games`` of them, spread evenly
+over the split so SciWorld's games cover all its tasks; seed ``seed + k``):
 
 - **Real**: the agent plays the real env; success = the real env is won.
 - **WM**: the agent plays the twin (``WM-<env>``) on the same game; success =
@@ -35,7 +36,8 @@ from wmgym.benchmarks import metrics
 from wmgym.benchmarks.agents import make_agent, play
 from wmgym.benchmarks.common import (BenchmarkRun, add_common_args, bar_plot, fmt, line_plot, md_table,
                                      set_torch_threads)
-from wmgym.benchmarks.twins import add_model_args, describe_models, load_models, model_names, parse_kv, heldout_split
+from wmgym.benchmarks.twins import (add_model_args, describe_models, heldout_split, load_models, model_names,
+                                    parse_kv, spread_games)
 
 PUBLISHED_CR = {"ALFWorld-v0": 0.96, "SciWorld-v0": 0.91, "TextWorld-v0": 0.92, "WebShop-v0": 0.67}
 """Published consistency ratios of the Word2World 7B world models (Table 2)."""
@@ -52,11 +54,11 @@ class ConsistencyConfig:
                                                                     "random"])
     """Agent specs (random | scripted | scripted:EPS | react)."""
     games: int = 200
-    """Test games per env (games 0..games-1 of the split)."""
+    """Test games per env, spread evenly over the split (all of it when it holds fewer)."""
     split: str | None = None
     """Split the games come from (default: test, or valid_unseen where the env has no test split)."""
     game_list: list[int] | None = None
-    """Play exactly these game indices instead of 0..games-1."""
+    """Play exactly these game indices instead of --games spread over the split."""
     seed: int = 0
     """Game k is played with seed + k (agent randomness included)."""
     max_steps: int | None = None
@@ -157,7 +159,7 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
         split = heldout_split(env_id, cfg.split)
         real = _make(env_id, cfg, split)
         twin = None if cfg.real_only else W2RReplay(_make(f"WM-{env_id}", cfg, split, model=models[env_id]))
-        games = cfg.game_list or list(range(min(cfg.games, real.unwrapped.num_games(split))))
+        games = cfg.game_list or spread_games(real.unwrapped.num_games(split), cfg.games)
         n = len(games)
         prepare = getattr(real.unwrapped, "prepare_games", None)
         if prepare is not None:
@@ -243,7 +245,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated agents: random | scripted | scripted:EPS | react")
     p.add_argument("--games", type=int, default=200, help="test games per env")
     p.add_argument("--split", default=None, help="game split (default: test, or valid_unseen for ALFWorld)")
-    p.add_argument("--game-list", default=None, help="comma-separated game indices to play instead of 0..games-1")
+    p.add_argument("--game-list", default=None, help="comma-separated game indices to play instead of --games spread over the split")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the env's)")
     p.add_argument("--anchoring", default="", help="RealAnchoring periods to study, e.g. 1,5,10 (default: skip)")
     p.add_argument("--anchoring-games", type=int, default=None, help="games per env for the anchoring study")

@@ -135,7 +135,7 @@ def run(cfg: ScalingConfig, *, out: str | None = None, run_name: str | None = No
         train_all = read_gold(cfg.train_trajectories, [cfg.env])
     else:
         train_all = gold_episodes(cfg.env, max(cfg.sizes), policies=tuple(cfg.policies), split="train",
-                                  seed=cfg.seed, workers=cfg.workers)
+                                  seed=cfg.seed, spread=False, workers=cfg.workers)
         train_all = _interleave(train_all, [make_policy(p).name for p in cfg.policies])
     if cfg.eval_trajectories:
         gold = read_gold(cfg.eval_trajectories, [cfg.env])[: cfg.eval_episodes]

@@ -4,9 +4,10 @@
   id, or ``ENV=DIR`` per env; default: each env's embedded model under
   ``WMGYM_HOME/models/<env>``), ``--backend`` (hf | openai | vllm) and
   ``--wm-arg KEY=VALUE`` for backend and generation settings.
-- :func:`gold_episodes`: test-split episodes of scripted policies in the real
-  env, collected once with :mod:`wmgym.training.collect` and cached under
-  ``WMGYM_HOME/benchmarks/`` (or read from ``--trajectories`` files).
+- :func:`gold_episodes`: held-out episodes of scripted policies in the real
+  env, spread over the split's games, played with
+  :func:`wmgym.training.collect.run_episode` and cached under
+  ``WMGYM_HOME/benchmarks/gold`` (or read from ``--trajectories`` files).
 """
 
 from __future__ import annotations
@@ -107,30 +108,64 @@ def heldout_split(env_id: str, split: str | None = None) -> str:
     return splits[-1]
 
 
-def gold_episodes(env_id: str, episodes: int, *, policies: tuple[str, ...] = ("expert", "noisy-expert:0.3"),
-                  split: str = "test", seed: int = 0, workers: int = 1, cache_dir: str | os.PathLike | None = None,
-                  progress: bool = False) -> list:
-    """``episodes`` real test-split episodes, spread over ``policies`` (collected once, then cached).
+def spread_games(total: int, n: int) -> list[int]:
+    """``n`` game indices spread evenly over ``0..total-1`` (all of them when ``n >= total``).
 
-    Policy ``p`` (its position ``j`` in ``policies``) plays games
-    ``0, 1, ...`` of the split; episode counts are split as evenly as possible.
+    Splits whose games are grouped by task (SciWorld's) are then covered task
+    by task; for shuffled splits (TextWorld, ALFWorld) any fixed subset is as good.
     """
-    from wmgym.training.collect import CollectConfig, collect
-    from wmgym.training.trajectories import read_episodes
+    if n >= total:
+        return list(range(total))
+    return sorted({(i * total) // n for i in range(n)})
+
+
+def gold_episodes(env_id: str, episodes: int, *, policies: tuple[str, ...] = ("expert", "noisy-expert:0.3"),
+                  split: str = "test", seed: int = 0, spread: bool = True, workers: int = 1,
+                  cache_dir: str | os.PathLike | None = None, progress: bool = False) -> list:
+    """``episodes`` real episodes of ``split``, spread over ``policies`` and over the split's games.
+
+    Policy ``j`` plays its share of :func:`spread_games` (``spread=False``:
+    games ``0, 1, ...``; episode counts split as evenly as possible), game
+    ``g`` with seed ``seed + g``. Missing games are generated first with
+    ``workers`` processes. Episodes are cached in a trajectory file per (env,
+    split, policy, seed) and reused.
+    """
+    import gymnasium as gym
+
+    from wmgym.training.collect import run_episode
+    from wmgym.training.policies import make_policy
+    from wmgym.training.trajectories import TrajectoryWriter, read_episodes, repair
 
     base = Path(cache_dir) if cache_dir is not None else wmgym_home() / "benchmarks" / "gold"
     base.mkdir(parents=True, exist_ok=True)
+    env = None
     out = []
-    for j, policy in enumerate(policies):
-        n = episodes // len(policies) + (1 if j < episodes % len(policies) else 0)
-        if n == 0:
-            continue
-        path = base / f"{env_id}-{split}-{policy.replace(':', '_')}-seed{seed}.jsonl"
-        collect(CollectConfig(env=env_id, policy=policy, episodes=n, out=str(path), workers=workers, split=split,
-                              seed=seed, progress=progress))
-        eps = sorted((e for e in read_episodes(path) if e.index < n and e.policy == policy and e.split == split),
-                     key=lambda e: e.index)
-        out += eps
+    try:
+        for j, policy in enumerate(policies):
+            n = episodes // len(policies) + (1 if j < episodes % len(policies) else 0)
+            if n == 0:
+                continue
+            path = base / f"{env_id}-{split}-{policy.replace(':', '_')}-seed{seed}.jsonl"
+            repair(path)
+            have = {e.index: e for e in read_episodes(path)} if path.exists() else {}
+            if env is None:
+                env = gym.make(env_id, split=split)
+            total = env.unwrapped.num_games(split)
+            games = spread_games(total, n) if spread else list(range(min(n, total)))
+            missing = [g for g in games if g not in have]
+            prepare = getattr(env.unwrapped, "prepare_games", None)
+            if missing and prepare is not None:
+                prepare(split, missing, workers=workers, progress=progress)
+            with TrajectoryWriter(path) as writer:
+                for g in missing:
+                    ep = run_episode(env, make_policy(policy, seed=seed + g), seed=seed + g,
+                                     options={"game": g, "split": split}, env_id=env_id, index=g)
+                    writer.write(ep)
+                    have[g] = ep
+            out += [have[g] for g in games]
+    finally:
+        if env is not None:
+            env.close()
     return out
 
 
