@@ -12,6 +12,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "scaling": ("wmgym.benchmarks.scaling", "EM (and CR) against training trajectories and model size"),
     "throughput": ("wmgym.benchmarks.throughput", "steps/s of real envs and twins, single and vectorised"),
     "latency": ("wmgym.benchmarks.latency", "world-model step latency against history length"),
+    "alfworld": ("wmgym.benchmarks.alfworld", "ALFWorld-v0 reset time and steps/s per room type; expert success"),
+    "sciworld": ("wmgym.benchmarks.sciworld", "SciWorld-v0 steps/s against the scienceworld package, same actions"),
     "report": ("wmgym.benchmarks.report", "gather the latest results into one Markdown page"),
 }
 
@@ -29,7 +31,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     lines = "\n".join(f"  {name:<12} {desc}" for name, (_, desc) in BENCHMARKS.items())
-    p = sub.add_parser("bench", help="run a benchmark (fidelity, consistency, scaling, throughput, latency, report)",
+    p = sub.add_parser("bench", help="run a benchmark (fidelity, consistency, scaling, throughput, latency, report, ...)",
                        description=f"benchmarks:\n{lines}\n\n`wmgym bench NAME --help` lists a benchmark's flags.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(BENCHMARKS), metavar="NAME", help="benchmark to run")
