@@ -40,11 +40,14 @@ Info:
     in ``info["valid"]``), less: ``reset task`` (refused, see below);
     ``connect``/``disconnect`` outside the four electrical tasks (ScienceWorld's
     ``noElectricalAction`` simplification drops the same); two-object actions
-    naming one object twice. Computing them takes the simulator ~0.1 s a step;
+    naming one object twice. Enumerating them is most of a step's cost (a step
+    takes ~75 ms with them, ~15 ms without, in ``python -m
+    wmgym.benchmarks.sciworld`` on a loaded 2-core machine);
     ``SciWorldEnv(admissible_commands=False)`` leaves the list empty and steps
-    ~20x faster. ``action_valid`` is False when the parser did not execute the
-    input ("No known action matches that input.", "Unknown action.", or an
-    ambiguity prompt, which the next input answers with a number or cancels).
+    ~5x faster than the package's ``step``. ``action_valid`` is False when the
+    parser did not execute the input ("No known action matches that input.",
+    "Unknown action.", or an ambiguity prompt, which the next input answers
+    with a number or cancels).
 
 init_context:
     Task, goal progress, action templates, inventory, the text of every room at
@@ -111,7 +114,7 @@ class SciWorldEnv(TextEnv):
         split: ``"train"``, ``"dev"`` or ``"test"`` (ScienceWorld's variation splits).
         render_mode: ``"ansi"`` or ``"human"``.
         task: a task (name, id such as ``"1-1"``) or a list of them to restrict the games to; all 30 by default.
-        admissible_commands: compute ``info["admissible_commands"]`` on every step (~0.1 s in the simulator).
+        admissible_commands: compute ``info["admissible_commands"]`` on every step (most of a step's cost).
     """
 
     splits = ("train", "dev", "test")
@@ -193,7 +196,9 @@ class SciWorldEnv(TextEnv):
         if len(parts) not in (1, 2):
             raise ValueError(f"game {game!r} is not a game id; use an index, '<split>/<task>/<variation>', "
                              "'<task>/<variation>' or '<task>'")
-        task = resolve_task(parts[0], self.tasks)
+        task = resolve_task(parts[0])
+        if task not in self.tasks:
+            raise ValueError(f"game {game!r}: task {task!r} is not among this env's tasks {self.tasks}")
         options = self.variations(task, split)
         if len(parts) == 1:
             return games.index((task, options[int(self.np_random.integers(len(options)))]))

@@ -35,7 +35,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def fast_env():
-    """No admissible commands: ~20x faster steps for the long expert runs."""
+    """No admissible commands: ~5x faster steps for the long expert runs."""
     env = SciWorldEnv(split="test", admissible_commands=False)
     yield env
     env.close()
@@ -67,7 +67,9 @@ def test_splits_are_scienceworlds_own(env):
                 "test": list(server.getVariationsTest())}
         assert variation_splits(env._jvm.num_variations(task)) == java, task
         assert env.variations(task, "dev") == java["dev"]
-    assert {tuple(variation_splits(n)) for n in range(5)}  # the small-n special cases do not crash
+    for n in (10, 14, 30, 1386):  # a partition of all variations, in order
+        parts = variation_splits(n)
+        assert parts["train"] + parts["dev"] + parts["test"] == list(range(n))
     assert env.num_games("test") == sum(len(env.variations(t, "test")) for t in task_names()) == 1819
     assert len(task_names()) == 30 and task_names()[0] == "boil"
 
@@ -91,6 +93,8 @@ def test_game_ids_and_task_selection(env):
         assert melt.num_games() == len(env.variations("melt", "test"))
         assert melt._game_index("test", "melt") in range(melt.num_games())
         assert {melt.game_id("test", i).split("/")[1] for i in range(melt.num_games())} == {"melt"}
+        with pytest.raises(ValueError, match="not among this env's tasks"):
+            melt.reset(options={"game": "boil/22"})
     finally:
         melt.close()
 
