@@ -57,8 +57,9 @@ init_context:
 Expert:
     ``expert_action()`` follows ScienceWorld's gold sequence and steers back to
     it after deviations (:mod:`wmgym.envs.sciworld_expert`). The sequence is
-    generated on first use per variation and cached; when that first use comes
-    mid-episode, the episode is reloaded and its moves replayed.
+    generated on first use per variation, checked to win from the start, and
+    cached; generating reloads the variation, so the episode's moves are then
+    replayed onto a fresh load.
 
 JVM:
     One Java process per env, started on first need, reused across resets,
@@ -86,7 +87,7 @@ from wmgym.envs.sciworld_context import (cached_context, cached_gold, episode_fa
 from wmgym.envs.sciworld_engine import (AMBIGUOUS_PREFIX, PARSER_REJECTIONS, JVMDiedError, ScienceWorldJVM,
                                         find_java, is_electrical, load_variation_table, resolve_task, task_names,
                                         variation_splits)
-from wmgym.envs.sciworld_expert import GoldExpert
+from wmgym.envs.sciworld_expert import GoldExpert, winning_gold_path
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ class SciWorldEnv(TextEnv):
         ep["history"].append((action, executed, observation))
         ep["last"] = observation
         if ep["expert"] is not None:
-            ep["expert"].observe(action, executed)
+            ep["expert"].observe(action, observation)
         return EngineStep(observation=observation, reward=float(reward), won=won, lost=lost,
                           admissible_commands=admissible, action_valid=executed,
                           extra={"task_name": ep["task"], "variation": ep["variation"], "score": score})
@@ -305,12 +306,10 @@ class SciWorldEnv(TextEnv):
 
     def _generate_gold(self) -> list[str]:
         ep, jvm = self._episode, self._ensure_jvm()
-        jvm.load(ep["task"], ep["variation"], gold_path=True)
-        gold = [str(a) for a in jvm.server.getGoldActionSequence()]
-        if not gold or gold[0].startswith("ERROR"):
-            raise RuntimeError(f"ScienceWorld made no gold path for {ep['task']} variation {ep['variation']}: {gold}")
+        gold = winning_gold_path(jvm, ep["task"], ep["variation"])
         store_gold(ep["task"], ep["variation"], gold)
-        # load(gold_path=True) ends on a fresh load of the variation: replay this episode's moves onto it.
+        # Generating took other loads of the variation: reload it and replay this episode's moves.
+        jvm.load(ep["task"], ep["variation"])
         jvm.server.step("look around")
         diverged = [i for i, (action, _, seen) in enumerate(ep["history"]) if str(jvm.server.step(action)) != seen]
         score = int(round(100 * jvm.server.getScore()))
@@ -327,7 +326,7 @@ class SciWorldEnv(TextEnv):
         ep = self._episode
         if ep["expert"] is None:
             expert = GoldExpert(self.gold_actions(), ep["context"]["start_room"], ep["context"]["rooms"])
-            for action, executed, _ in ep["history"]:
-                expert.observe(action, executed)
+            for action, _, observation in ep["history"]:
+                expert.observe(action, observation)
             ep["expert"] = expert
         return ep["expert"].next_action(str(self._jvm.server.freeActionLook()), ep["last"])
