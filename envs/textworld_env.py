@@ -145,6 +145,11 @@ class TextWorldEnv(TextEnv):
             return None
         return self._state.policy_commands[0]
 
+    @classmethod
+    def twin_extras(cls, observation: str, success: bool) -> dict[str, Any]:
+        """The twin's episode ends in a loss where the model prints TextWorld's lose banner."""
+        return {"lost": "*** You lost! ***" in observation}
+
     def _engine_close(self) -> None:
         if self._tw_env is not None:
             self._tw_env.close()

@@ -114,3 +114,10 @@ def test_anchor_replaces_the_last_turn(trained_textworld_model_dir, textworld_ex
     twin.anchor(episode.steps[0].observation, won=True)
     assert twin.history[-1][1].endswith(" [SUCCESS]")
     env.close()
+
+
+def test_textworld_twin_reads_the_lose_banner():
+    from wmgym.envs.textworld_env import TextWorldEnv
+
+    assert TextWorldEnv.twin_extras("You eat the raw chicken.\n\n*** You lost! ***", False) == {"lost": True}
+    assert TextWorldEnv.twin_extras("You open the fridge.", False) == {"lost": False}
