@@ -63,10 +63,17 @@ def _summarise(hits: list[tuple[str, int, bool]], tok_hit: int, tok_all: int) ->
                     per_step={s: mean(v) for s, v in sorted(by_step.items())})
 
 
-def argmax_em(model: Any, tokenizer: Any, episodes: list, max_length: int = 4096, batch_tokens: int = 16384,
+def argmax_em(model: Any, tokenizer: Any, episodes: list, max_length: int = 4096, batch_tokens: int | None = None,
               autocast: bool = False) -> EMResult:
-    """Teacher-forced EM by one forward pass per chat (see module docstring)."""
+    """Teacher-forced EM by one forward pass per chat (see module docstring).
+
+    ``batch_tokens`` pads chats of similar length into batches (default: 16384 on a GPU; on CPU one chat at a
+    time, since a padding mask takes CPU attention off its fast kernel).
+    """
     import torch
+
+    if batch_tokens is None:
+        batch_tokens = 16384 if next(model.parameters()).device.type == "cuda" else 0
 
     examples, _ = build_examples(tokenizer, episodes, max_length)
     examples.sort(key=lambda e: len(e["input_ids"]))

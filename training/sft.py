@@ -61,9 +61,12 @@ class SFTConfig:
     max_length: int = 2048
     """Longest training sequence in tokens; longer chats are cut into windows of whole turns."""
     batch_tokens: int = 8192
-    """Tokens per batch (padded length x sequences); batches group chats of similar length."""
+    """Tokens per optimizer step (padded batches: padded length x sequences, grouping similar lengths)."""
     grad_accum: int = 1
-    """Gradient accumulation steps."""
+    """Gradient accumulation steps (of padded batches; unpadded feeding derives its own from batch_tokens)."""
+    pad_batches: bool | None = None
+    """Pad several sequences into one batch (default: on GPUs). Off, sequences go one at a time and gradients
+    accumulate to ~batch_tokens: on CPU a padding mask takes attention off its fast kernel (~30% slower)."""
     epochs: float = 3.0
     """Passes over the training data (ignored when --max-steps > 0)."""
     max_steps: int = 0
@@ -278,34 +281,6 @@ def _make_trainer_class():
     return ObservationLossTrainer
 
 
-def _em_callback(cfg: SFTConfig, tokenizer: Any, held: list):
-    from transformers import TrainerCallback
-
-    from wmgym.training.evaluate import argmax_em
-
-    subset = [ep for ep in held if ep.steps][: cfg.eval_em_episodes]
-
-    class EMCallback(TrainerCallback):
-        """Teacher-forced exact match on held-out episodes at each evaluation."""
-
-        def on_evaluate(self, args, state, control, model=None, metrics=None, **kw):
-            if not subset or model is None:
-                return
-            res = argmax_em(model, tokenizer, subset, max_length=cfg.max_length, autocast=bool(args.bf16))
-            metrics["eval_em"] = res.em
-            metrics["eval_token_acc"] = res.token_accuracy
-            for env, v in res.per_env.items():
-                metrics[f"eval_em_{env}"] = v
-            state.log_history.append({"step": state.global_step, "eval_em": res.em,
-                                      "eval_token_acc": res.token_accuracy, "eval_em_per_env": res.per_env,
-                                      "num_input_tokens_seen": state.num_input_tokens_seen})
-            if state.is_world_process_zero:
-                print(f"step {state.global_step}: held-out teacher-forced EM {res.em:.3f} "
-                      f"(token acc {res.token_accuracy:.3f}, {res.n_steps} steps)", flush=True)
-
-    return EMCallback()
-
-
 def latest_checkpoint(out: str | Path) -> str | None:
     """Newest ``checkpoint-N`` directory in ``out`` that finished saving (has its trainer state)."""
     out = Path(out)
@@ -325,6 +300,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
 
     from wmgym.training import tiny
     from wmgym.training.data import build_examples
+    from wmgym.training.sft_callbacks import em_callback, progress_callback
 
     torch.set_num_threads(cfg.threads)
     train_eps, held_eps, report = load_data(cfg)
@@ -333,22 +309,30 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     model, tokenizer = load_model(cfg, train_eps)
     train_ex, tstats = build_examples(tokenizer, train_eps, cfg.max_length)
     eval_ex, _ = build_examples(tokenizer, held_eps, cfg.max_length) if held_eps else ([], {})
-    batches = token_batches(train_ex, cfg.batch_tokens, cfg.seed)
+    pad = torch.cuda.is_available() if cfg.pad_batches is None else cfg.pad_batches
+    if pad:
+        batches, accum = token_batches(train_ex, cfg.batch_tokens, cfg.seed), cfg.grad_accum
+    else:
+        batches = [[ex] for ex in train_ex]
+        accum = max(1, round(cfg.batch_tokens * len(train_ex) / max(1, tstats["tokens"])))
     print(f"model: {tiny.describe(model, tokenizer) if cfg.model == 'tiny' else cfg.model}"
           f"{' + LoRA' if cfg.lora else ''}")
     print(f"data: {tstats['chats']} chats -> {tstats['examples']} sequences, {tstats['tokens']} tokens "
-          f"({tstats['label_tokens']} supervised), {len(batches)} batches/epoch; held out: {len(held_eps)} episodes"
+          f"({tstats['label_tokens']} supervised), {len(batches)} batches/epoch x {accum} per step; "
+          f"held out: {len(held_eps)} episodes"
           + (f"; skipped {tstats['skipped_turns']} turns longer than max_length" if tstats["skipped_turns"] else ""))
 
     use_bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
-    steps_per_epoch = math.ceil(len(batches) / cfg.grad_accum)
+    steps_per_epoch = math.ceil(len(batches) / accum)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, int(round(cfg.epochs * steps_per_epoch)))
-    args = _training_args(cfg, total_steps, use_bf16, bool(eval_ex))
+    args = _training_args(cfg, total_steps, use_bf16, bool(eval_ex), accum)
     trainer = _make_trainer_class()(
         model=model, args=args, data_collator=_BatchCollator(tokenizer.pad_token_id),
         train_dataset=_Batches(batches),
-        eval_dataset=_Batches(token_batches(eval_ex, cfg.batch_tokens, cfg.seed)) if eval_ex else None,
-        callbacks=[_em_callback(cfg, tokenizer, held_eps)] if eval_ex and cfg.eval_em_episodes else None,
+        eval_dataset=(_Batches(token_batches(eval_ex, cfg.batch_tokens, cfg.seed) if pad else [[e] for e in eval_ex])
+                      if eval_ex else None),
+        callbacks=([em_callback(held_eps[: cfg.eval_em_episodes], tokenizer, cfg.max_length)]
+                   if eval_ex and cfg.eval_em_episodes else []) + [progress_callback(cfg.out)],
     )
     resume = latest_checkpoint(cfg.out) if cfg.resume else None
     if resume:
@@ -369,6 +353,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         "tokens_seen_this_run": int(trainer.state.num_input_tokens_seen or 0),
         "wall_s": wall, "cpu_s": cpu, "data": cfg.data, "mix": report.weights if report else None,
         "eval_history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
+        "loss_history": [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h],
     }
     if summary["tokens_seen_this_run"] and wall > 0:
         summary["tokens_per_s"] = summary["tokens_seen_this_run"] / wall
@@ -376,7 +361,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     return summary
 
 
-def _training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: bool):
+def _training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: bool, accum: int):
     """``TrainingArguments`` for this run (TensorBoard logs go under OUT/runs)."""
     import torch
     from transformers import TrainingArguments
@@ -388,7 +373,7 @@ def _training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: b
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(cfg.out) / "runs"))
     return TrainingArguments(
         output_dir=cfg.out, per_device_train_batch_size=1, per_device_eval_batch_size=1,
-        gradient_accumulation_steps=cfg.grad_accum, max_steps=total_steps, learning_rate=cfg.lr,
+        gradient_accumulation_steps=accum, max_steps=total_steps, learning_rate=cfg.lr,
         lr_scheduler_type=cfg.scheduler, warmup_steps=int(cfg.warmup * total_steps), weight_decay=cfg.weight_decay,
         bf16=use_bf16, use_cpu=not torch.cuda.is_available(), logging_steps=cfg.logging_steps,
         eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps, save_strategy="steps",

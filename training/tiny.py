@@ -101,7 +101,7 @@ def train_tokenizer(texts: Iterable[str], preset: TinyPreset | None = None):
     tok.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", unk_token=None, chat_template=CHAT_TEMPLATE,
-                                   model_max_length=preset.max_position_embeddings, clean_up_tokenization_spaces=False)
+                                   clean_up_tokenization_spaces=False)
 
 
 def build_model(tokenizer: Any, preset: TinyPreset | None = None, seed: int = 0):

@@ -1,0 +1,168 @@
+"""The embedded default twins: ``wmgym train default --env ID``.
+
+For a real env id this collects trajectories with behavioural coverage (the
+expert, noisy experts and random play on the train split; expert and noisy
+expert on the test split, as the fidelity benchmark plays them), trains the
+tiny preset on them, scores teacher-forced exact match on the test episodes
+and saves the model where ``gym.make("WM-<id>")`` finds it
+(:func:`wmgym.worldmodels.loading.default_model_dir`).
+
+Everything is cached under ``WMGYM_HOME``: trajectory files resume, training
+resumes from its last checkpoint, and a finished default with the same recipe
+is not retrained (``--force`` retrains).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from wmgym.envs.cache import wmgym_home
+from wmgym.worldmodels.loading import default_model_dir
+
+
+@dataclasses.dataclass
+class DefaultRecipe:
+    """How the default twin of one env is made."""
+
+    env: str
+    """Real env id."""
+    train: list[tuple[str, int]]
+    """(policy, episodes) collected on the train split."""
+    test: list[tuple[str, int]]
+    """(policy, episodes) collected on the test split (held-out games) for EM."""
+    sft: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """SFTConfig fields for this env (the rest keep their defaults)."""
+    max_steps: int | None = None
+    """Step limit per collected episode (default: the env's)."""
+
+    def key(self) -> str:
+        """A hash of the recipe: a default trained with another recipe is retrained."""
+        return hashlib.sha1(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+_COVERAGE_TEST = [("expert", 30), ("noisy-expert:0.3", 30)]
+
+#: The recipes, tuned for the quickstart budget on 2 CPU cores (see docs/training.md).
+RECIPES: dict[str, DefaultRecipe] = {
+    "TextWorld-v0": DefaultRecipe(
+        env="TextWorld-v0",
+        train=[("expert", 200), ("noisy-expert:0.3", 200), ("random", 60)],
+        test=_COVERAGE_TEST,
+        sft={"preset": "tiny", "epochs": 4.0, "max_length": 2048, "batch_tokens": 8192},
+        max_steps=20,
+    ),
+    "ALFWorld-v0": DefaultRecipe(
+        env="ALFWorld-v0",
+        train=[("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)],
+        test=_COVERAGE_TEST,
+        sft={"preset": "tiny", "epochs": 4.0, "max_length": 2048, "batch_tokens": 8192},
+        max_steps=30,
+    ),
+}
+#: Recipe for an env without a tuned one.
+GENERIC = {"train": [("expert", 200), ("noisy-expert:0.3", 200), ("random", 60)], "test": _COVERAGE_TEST,
+           "sft": {"preset": "tiny", "epochs": 4.0}}
+
+
+def recipe_for(env: str) -> DefaultRecipe:
+    """The recipe of ``env`` (a tuned one, or the generic one for a registered id)."""
+    import gymnasium as gym
+
+    import wmgym  # noqa: F401
+
+    gym.spec(env)  # unknown ids fail with Gymnasium's suggestions
+    if env.startswith("WM-"):
+        raise ValueError(f"{env!r} is a twin; train the default of its real env {env[3:]!r}")
+    return RECIPES.get(env) or DefaultRecipe(env=env, **GENERIC)
+
+
+def data_paths(env: str) -> tuple[Path, Path]:
+    """Trajectory files (train, test) of the default of ``env``."""
+    d = wmgym_home() / "data" / env
+    return d / "train.jsonl", d / "test.jsonl"
+
+
+def run_dir(env: str) -> Path:
+    """Working directory of the default's training (checkpoints, logs)."""
+    return wmgym_home() / "runs" / "default" / env
+
+
+def collect_data(recipe: DefaultRecipe, workers: int = 2, progress: bool = True) -> tuple[Path, Path]:
+    """Collect (or finish collecting) the default's train and test trajectories."""
+    from wmgym.training.collect import CollectConfig, collect
+
+    train_path, test_path = data_paths(recipe.env)
+    for split, plan, path in (("train", recipe.train, train_path), ("test", recipe.test, test_path)):
+        for policy, n in plan:
+            collect(CollectConfig(env=recipe.env, policy=policy, episodes=n, out=str(path), workers=workers,
+                                  split=split, seed=0 if split == "train" else 10_000, max_steps=recipe.max_steps,
+                                  progress=progress))
+    return train_path, test_path
+
+
+def trained_default(env: str) -> dict[str, Any] | None:
+    """The metadata of a finished default of ``env`` with the current recipe, else ``None``."""
+    meta = default_model_dir(env) / "wmgym.json"
+    if not meta.exists():
+        return None
+    info = json.loads(meta.read_text())
+    return info if info.get("recipe_key") == recipe_for(env).key() else None
+
+
+def evaluate_default(model_dir: str | Path, test_path: str | Path, max_length: int = 4096) -> dict[str, Any]:
+    """Teacher-forced single-step EM (fp32, one pass per episode) of a model on a test trajectory file."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from wmgym.training.evaluate import argmax_em
+    from wmgym.training.trajectories import load_episodes
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    episodes = load_episodes(test_path)
+    res = argmax_em(model, tokenizer, episodes, max_length=max_length)
+    by_policy = {}
+    for policy in sorted({ep.policy for ep in episodes}):
+        by_policy[policy] = argmax_em(model, tokenizer, [e for e in episodes if e.policy == policy],
+                                      max_length=max_length).em
+    return {"em": res.em, "token_accuracy": res.token_accuracy, "steps": res.n_steps, "episodes": len(episodes),
+            "em_per_policy": by_policy, "em_per_step": res.per_step}
+
+
+def train_default(env: str, workers: int = 2, force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Collect, train and save the default twin of ``env``; returns its metadata (see module docstring)."""
+    from wmgym.training.sft import SFTConfig, train
+
+    recipe = recipe_for(env)
+    done = trained_default(env)
+    if done is not None and not force:
+        print(f"{env}: default twin already trained at {default_model_dir(env)} (use --force to retrain)")
+        return done
+    train_path, test_path = collect_data(recipe, workers=workers, progress=progress)
+    out = run_dir(env)
+    if force and out.exists():
+        shutil.rmtree(out)
+    cfg = SFTConfig(data=[str(train_path)], eval_data=[str(test_path)], out=str(out), progress=progress,
+                    **recipe.sft)
+    summary = train(cfg)
+    final = default_model_dir(env)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in out.iterdir():
+        if f.is_file() and not f.name.startswith(("training_args", "trainer_state", "sft_summary")):
+            shutil.copy2(f, tmp / f.name)
+    evaluation = evaluate_default(tmp, test_path, max_length=cfg.max_length)
+    meta = {"env": env, "recipe_key": recipe.key(), "recipe": dataclasses.asdict(recipe), "sft": summary,
+            "test": evaluation, "data": {"train": str(train_path), "test": str(test_path)}}
+    (tmp / "wmgym.json").write_text(json.dumps(meta, indent=2, default=str))
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    print(f"{env}: default twin saved to {final}; teacher-forced single-step EM on {evaluation['steps']} test "
+          f"steps: {evaluation['em']:.3f}")
+    return meta
