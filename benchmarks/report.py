@@ -43,13 +43,21 @@ def load_runs(root: Path, bench: str) -> list[tuple[Path, dict[str, Any]]]:
     return [(p, d) for _, p, d in sorted(runs, key=lambda t: t[0], reverse=True)]
 
 
-def newest_per_env(runs: list[tuple[Path, dict[str, Any]]]) -> dict[str, tuple[Path, dict[str, Any], dict[str, Any]]]:
-    """For each env, the newest run that measured it: ``env -> (run dir, run data, env results)``."""
+def newest_per_env(runs: list[tuple[Path, dict[str, Any]]], keep=lambda data: True
+                   ) -> dict[str, tuple[Path, dict[str, Any], dict[str, Any]]]:
+    """For each env, the newest run (among those ``keep`` accepts) that measured it:
+    ``env -> (run dir, run data, env results)``."""
     out: dict[str, tuple[Path, dict[str, Any], dict[str, Any]]] = {}
     for path, data in runs:
+        if not keep(data):
+            continue
         for env, res in data.get("results", {}).get("envs", {}).items():
             out.setdefault(env, (path, data, res))
     return out
+
+
+def _real_only(data: dict[str, Any]) -> bool:
+    return bool((data.get("config") or {}).get("real_only"))
 
 
 class Page:
@@ -124,6 +132,20 @@ def _consistency(page: Page, envs: dict) -> dict[str, float | None]:
     return crs
 
 
+def _skill(page: Page, envs: dict) -> None:
+    """The agents' success in the real env alone (``--real-only`` runs): their spread of skill."""
+    if not envs:
+        return
+    agents = sorted({a for _, _, res in envs.values() for a in res.get("agents", {})},
+                    key=lambda a: (a == "random", a))
+    rows = []
+    for env, (path, data, res) in sorted(envs.items()):
+        rows.append([env] + [_rate(res["agents"][a]["real"]) if a in res.get("agents", {}) else "-" for a in agents]
+                    + [page.source("consistency", path, data)])
+    page.parts += ["## Agents in the real envs (skill spread)", "",
+                   md_table(["env", *agents, "source"], rows), ""]
+
+
 def _rate(r: dict[str, Any] | None) -> str:
     if not r or r.get("rate") is None:
         return "n/a"
@@ -176,10 +198,13 @@ def build(root: Path, out: Path) -> tuple[str, dict[str, Any]]:
     """The report page text and a summary dict."""
     page = Page(out, root)
     fid = newest_per_env(load_runs(root, "fidelity"))
-    cons = newest_per_env(load_runs(root, "consistency"))
+    cons_runs = load_runs(root, "consistency")
+    cons = newest_per_env(cons_runs, keep=lambda d: not _real_only(d))
+    skill = newest_per_env(cons_runs, keep=_real_only)
     body_start = len(page.parts)
     ems = _fidelity(page, fid)
     crs = _consistency(page, cons)
+    _skill(page, skill)
     _scaling(page, load_runs(root, "scaling"))
     _generic(page, "throughput", load_runs(root, "throughput"), "Throughput: real envs and twins")
     legacy = _legacy_throughput(page, root)

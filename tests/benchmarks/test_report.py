@@ -21,6 +21,8 @@ def test_report_gathers_latest_runs_per_env(tmp_path, trained_textworld_model_di
                           "--out", str(root / "fidelity" / "a")]) == 0
     assert consistency.main(["--split", "train", "--game-list", "0", "--agents", "scripted", "--max-steps", "2",
                              *model, "--wm-arg", "max_new_tokens=64", "--out", str(root / "consistency" / "a")]) == 0
+    assert consistency.main(["--env", "ALFWorld-v0", "--real-only", "--games", "1", "--agents", "scripted",
+                             "--out", str(root / "consistency" / "b")]) == 0
     assert main(["bench", "report", "--results", str(root)]) == 0
     out = root / "report" / "latest"
     data = check_run_folder(out, "report")
@@ -33,6 +35,9 @@ def test_report_gathers_latest_runs_per_env(tmp_path, trained_textworld_model_di
     assert "| TextWorld-v0 | " in page and "| 70.60 |" in page and "| 0.92 |" in page  # published beside ours
     assert "Not run yet: " in page and "wmgym bench scaling" in page
     assert "fidelity-a-em_per_step.png" in data["figures"]
+    # The real-only run is shown as the agents' skill, not as ALFWorld's consistency.
+    assert "ALFWorld-v0" not in data["results"]["cr"]
+    assert "## Agents in the real envs" in page and "| ALFWorld-v0 | 100.0% (1/1) |" in page
 
 
 def test_report_on_an_empty_results_root_lists_what_to_run(tmp_path):
