@@ -137,6 +137,10 @@ class HFWorldModel:
                              "or the generation config")
         return ids
 
+    def __deepcopy__(self, memo: dict) -> HFWorldModel:
+        # A loaded model is a shared resource (gym deep-copies env kwargs, e.g. in check_env): copies share it.
+        return self
+
     # ------------------------------------------------------------ protocol
     def start(self, init_context: str) -> int:
         with self.lock:

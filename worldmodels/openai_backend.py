@@ -56,6 +56,10 @@ class OpenAIWorldModel:
         self._chats: dict[int, _Chat] = {}
         self._next_handle = 0
 
+    def __deepcopy__(self, memo: dict) -> OpenAIWorldModel:
+        # A loaded model is a shared resource (gym deep-copies env kwargs, e.g. in check_env): copies share it.
+        return self
+
     # ------------------------------------------------------------ protocol
     def start(self, init_context: str) -> int:
         handle = self._next_handle

@@ -31,9 +31,12 @@ def test_missing_default_model_says_how_to_train_it(real_id):
         gym.make(f"WM-{real_id}")
 
 
-def test_check_env(tiny_model_dir):
-    env = gym.make("WM-TextWorld-v0", model=str(tiny_model_dir), max_new_tokens=8)
-    check_env(env.unwrapped, skip_render_check=True)
+@pytest.mark.parametrize("as_object", [False, True])
+def test_check_env(tiny_model_dir, as_object):
+    model = load_world_model(tiny_model_dir, max_new_tokens=8) if as_object else str(tiny_model_dir)
+    env = gym.make("WM-TextWorld-v0", model=model, max_new_tokens=8) if not as_object else \
+        gym.make("WM-TextWorld-v0", model=model)
+    check_env(env.unwrapped, skip_render_check=True)  # deep-copies the spec's kwargs: a loaded model is shared
     env.close()
 
 
