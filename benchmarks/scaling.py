@@ -107,7 +107,7 @@ def train_one(cfg: ScalingConfig, size: int, preset: str, train_eps: list) -> tu
                     progress=False, save_steps=10**6)
     summary = train(sft)
     keep = {k: summary.get(k) for k in ("parameters", "steps", "train_loss", "wall_s", "tokens_per_s",
-                                        "train_tokens_per_epoch")}
+                                        "train_tokens_per_epoch", "tokens_seen_this_run")}
     done.write_text(json.dumps(keep, indent=2))
     return out, keep
 
@@ -199,13 +199,14 @@ def _cr(cfg: ScalingConfig, wm: Any) -> dict[str, Any]:
 def _markdown(results: dict[str, Any], cfg: ScalingConfig, figures: list[str]) -> str:
     rows = [[pt["preset"], f"{pt.get('sft_parameters') or 0:,}", pt["trajectories"], pt["train_steps"],
              pt.get("sft_steps"), f"{100 * pt['em']:.2f}", f"{pt['f1']:.3f}",
+             f"{pt.get('sft_tokens_seen_this_run') or 0:,}", fmt(pt.get("sft_train_loss"), 3),
              fmt(pt.get("cr")) if cfg.cr_games else "-", fmt(pt.get("sft_wall_s"), 0)] for pt in results["points"]]
     return "\n".join([
         f"Teacher-forced single-step EM of tiny world models trained on nested subsets of {cfg.env} train-split "
         f"trajectories ({', '.join(cfg.policies)}), scored on {results['gold_episodes']} gold test episodes "
         f"({results['gold_steps']} steps).", "",
         md_table(["preset", "parameters", "trajectories", "transitions", "optimizer steps", "EM (%)", "token F1",
-                  "CR", "train s"], rows), "",
+                  "tokens trained", "final train loss", "CR", "train s"], rows), "",
         *[f"![{f}]({f})" for f in figures]])
 
 
