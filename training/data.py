@@ -278,7 +278,12 @@ def split_by_game(episodes: list, eval_fraction: float, seed: int = 0) -> tuple[
 
 
 class Collator:
-    """Pads a batch (right side) with the pad id and ``-100`` labels."""
+    """Pads a batch on the right with the pad id and ``-100`` labels.
+
+    Causal attention never lets a real token see the pads after it, so the
+    model can run without an attention mask (see ``sft.py``); the mask is
+    returned for models or losses that want it.
+    """
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id

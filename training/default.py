@@ -34,7 +34,7 @@ class DefaultRecipe:
     train: list[tuple[str, int]]
     """(policy, episodes) collected on the train split."""
     test: list[tuple[str, int]]
-    """(policy, episodes) collected on the test split (held-out games) for EM."""
+    """(policy, episodes) collected on the held-out split (test, or valid_unseen) for EM."""
     sft: dict[str, Any] = dataclasses.field(default_factory=dict)
     """SFTConfig fields for this env (the rest keep their defaults)."""
     max_steps: int | None = None
@@ -96,8 +96,11 @@ def collect_data(recipe: DefaultRecipe, workers: int = 2, progress: bool = True)
     """Collect (or finish collecting) the default's train and test trajectories."""
     from wmgym.training.collect import CollectConfig, collect
 
+    from wmgym.benchmarks.twins import heldout_split
+
     train_path, test_path = data_paths(recipe.env)
-    for split, plan, path in (("train", recipe.train, train_path), ("test", recipe.test, test_path)):
+    test_split = heldout_split(recipe.env)  # test, or ALFWorld's valid_unseen: what the benchmarks score on
+    for split, plan, path in (("train", recipe.train, train_path), (test_split, recipe.test, test_path)):
         for policy, n in plan:
             collect(CollectConfig(env=recipe.env, policy=policy, episodes=n, out=str(path), workers=workers,
                                   split=split, seed=0 if split == "train" else 10_000, max_steps=recipe.max_steps,

@@ -43,7 +43,8 @@ class SFTConfig:
     eval_fraction: float = 0.05
     """Share of games held out for eval loss when no --eval-data is given."""
     eval_em_episodes: int = 40
-    """Held-out episodes scored for teacher-forced exact match at each eval (0: loss only)."""
+    """Held-out episodes scored at each evaluation, loss and teacher-forced exact match from one forward pass
+    each (0: loss only, over all held-out episodes)."""
     mix: str | None = None
     """mix3 | mix4 | mix5 | ENV=W,ENV=W: per-env weights of the training episodes (default: as in the files)."""
     allow_missing: bool = False
@@ -60,13 +61,11 @@ class SFTConfig:
     """Modules to adapt (comma-separated names, or all-linear)."""
     max_length: int = 2048
     """Longest training sequence in tokens; longer chats are cut into windows of whole turns."""
-    batch_tokens: int = 8192
-    """Tokens per optimizer step (padded batches: padded length x sequences, grouping similar lengths)."""
+    batch_tokens: int = 4096
+    """Tokens per batch (padded length x sequences); a batch groups sequences of similar length, and a
+    sequence longer than this is a batch of its own. Small batches (more updates per token) learn faster here."""
     grad_accum: int = 1
-    """Gradient accumulation steps (of padded batches; unpadded feeding derives its own from batch_tokens)."""
-    pad_batches: bool | None = None
-    """Pad several sequences into one batch (default: on GPUs). Off, sequences go one at a time and gradients
-    accumulate to ~batch_tokens: on CPU a padding mask takes attention off its fast kernel (~30% slower)."""
+    """Batches per optimizer step."""
     epochs: float = 3.0
     """Passes over the training data (ignored when --max-steps > 0)."""
     max_steps: int = 0
@@ -118,9 +117,8 @@ class SFTConfig:
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.max_length < 64:
             raise ValueError(f"max_length must be >= 64 tokens, got {self.max_length}")
-        if self.batch_tokens < self.max_length:
-            raise ValueError(f"batch_tokens ({self.batch_tokens}) must be >= max_length ({self.max_length}) so "
-                             "the longest sequence fits in a batch")
+        if self.batch_tokens < 1 or self.grad_accum < 1:
+            raise ValueError(f"batch_tokens ({self.batch_tokens}) and grad_accum ({self.grad_accum}) must be >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("give --epochs > 0 or --max-steps > 0")
         if self.save_steps < 1 or self.eval_steps < 1:
@@ -266,7 +264,9 @@ def _make_trainer_class():
             base = model.module if hasattr(model, "module") else model
             base = base.get_base_model() if hasattr(base, "get_base_model") else base
             decoder, head = base.get_decoder(), base.get_output_embeddings()
-            hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+            # No attention mask: padding is on the right and attention is causal, so no real token sees a pad,
+            # and without a mask attention stays on its fast causal kernel (a mask costs ~30% on CPU).
+            hidden = decoder(input_ids=inputs["input_ids"]).last_hidden_state
             # Position t predicts token t + 1.
             target = labels[:, 1:]
             keep = target != IGNORE_INDEX
@@ -277,6 +277,22 @@ def _make_trainer_class():
             if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch:
                 loss = loss * self.accelerator.num_processes
             return (loss, {"logits": logits}) if return_outputs else loss
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            """Held-out loss and teacher-forced EM from one forward pass per held-out episode."""
+            episodes = getattr(self, "wm_eval_episodes", None)
+            if not episodes:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            from wmgym.training.evaluate import argmax_em
+
+            res = argmax_em(self.model, self.processing_class, episodes, max_length=self.wm_max_length,
+                            autocast=bool(self.args.bf16))
+            p = metric_key_prefix
+            metrics = {f"{p}_loss": res.loss, f"{p}_em": res.em, f"{p}_token_acc": res.token_accuracy,
+                       f"{p}_steps": res.n_steps, **{f"{p}_em_{env}": v for env, v in res.per_env.items()}}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
 
     return ObservationLossTrainer
 
@@ -300,7 +316,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
 
     from wmgym.training import tiny
     from wmgym.training.data import build_examples
-    from wmgym.training.sft_callbacks import em_callback, progress_callback
+    from wmgym.training.sft_callbacks import progress_callback
 
     torch.set_num_threads(cfg.threads)
     train_eps, held_eps, report = load_data(cfg)
@@ -309,12 +325,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     model, tokenizer = load_model(cfg, train_eps)
     train_ex, tstats = build_examples(tokenizer, train_eps, cfg.max_length)
     eval_ex, _ = build_examples(tokenizer, held_eps, cfg.max_length) if held_eps else ([], {})
-    pad = torch.cuda.is_available() if cfg.pad_batches is None else cfg.pad_batches
-    if pad:
-        batches, accum = token_batches(train_ex, cfg.batch_tokens, cfg.seed), cfg.grad_accum
-    else:
-        batches = [[ex] for ex in train_ex]
-        accum = max(1, round(cfg.batch_tokens * len(train_ex) / max(1, tstats["tokens"])))
+    batches, accum = token_batches(train_ex, cfg.batch_tokens, cfg.seed), cfg.grad_accum
     print(f"model: {tiny.describe(model, tokenizer) if cfg.model == 'tiny' else cfg.model}"
           f"{' + LoRA' if cfg.lora else ''}")
     print(f"data: {tstats['chats']} chats -> {tstats['examples']} sequences, {tstats['tokens']} tokens "
@@ -327,13 +338,14 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, int(round(cfg.epochs * steps_per_epoch)))
     args = _training_args(cfg, total_steps, use_bf16, bool(eval_ex), accum)
     trainer = _make_trainer_class()(
-        model=model, args=args, data_collator=_BatchCollator(tokenizer.pad_token_id),
+        model=model, args=args, data_collator=_BatchCollator(tokenizer.pad_token_id), processing_class=tokenizer,
         train_dataset=_Batches(batches),
-        eval_dataset=(_Batches(token_batches(eval_ex, cfg.batch_tokens, cfg.seed) if pad else [[e] for e in eval_ex])
-                      if eval_ex else None),
-        callbacks=([em_callback(held_eps[: cfg.eval_em_episodes], tokenizer, cfg.max_length)]
-                   if eval_ex and cfg.eval_em_episodes else []) + [progress_callback(cfg.out)],
+        eval_dataset=_Batches(token_batches(eval_ex, cfg.batch_tokens, cfg.seed)) if eval_ex else None,
+        callbacks=[progress_callback(cfg.out)],
     )
+    # Evaluation scores loss and EM on these episodes in one pass (0: the Trainer's own loss-only pass).
+    trainer.wm_eval_episodes = [ep for ep in held_eps if ep.steps][: cfg.eval_em_episodes]
+    trainer.wm_max_length = cfg.max_length
     resume = latest_checkpoint(cfg.out) if cfg.resume else None
     if resume:
         print(f"resuming from {resume}")

@@ -38,6 +38,9 @@ CHAT_TEMPLATE = (
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 #: Words (with their leading space), single digits, punctuation runs, whitespace runs.
 PRETOKENIZE_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+#: The same, but a word followed by a number stays one piece ("apple 1", "drawer 12"), so an entity
+#: name can become one token.
+ENTITY_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+ \p{N}+(?!\p{L})| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
 @dataclasses.dataclass
@@ -60,6 +63,8 @@ class TinyPreset:
     """Longest chat (in tokens) the RoPE table is built for."""
     rope_theta: float = 10000.0
     """RoPE base."""
+    entity_tokens: bool = True
+    """Keep "word number" together ("apple 1") so a numbered entity can be a single token."""
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -91,7 +96,7 @@ def train_tokenizer(texts: Iterable[str], preset: TinyPreset | None = None):
     preset = preset or TinyPreset()
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+        pre_tokenizers.Split(Regex(ENTITY_REGEX if preset.entity_tokens else PRETOKENIZE_REGEX), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()

@@ -1,0 +1,56 @@
+"""``wmgym train default`` end to end on a miniature recipe: collect, train, score, and the twin loads it."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+from wmgym.training import default
+from wmgym.worldmodels.loading import default_model_dir
+
+
+@pytest.fixture
+def mini_recipe(monkeypatch):
+    recipe = default.DefaultRecipe(
+        env="TextWorld-v0", train=[("expert", 3), ("random", 1)], test=[("expert", 1)],
+        sft={"preset": "tiny-s", "max_steps": 6, "batch_tokens": 2048, "eval_steps": 3, "save_steps": 3,
+             "lr": 3e-3},
+        max_steps=6)
+    monkeypatch.setitem(default.RECIPES, "TextWorld-v0", recipe)
+    return recipe
+
+
+@pytest.mark.slow
+def test_train_default_collects_trains_and_installs_the_twin(mini_recipe, capsys):
+    from wmgym.cli import main
+
+    assert main(["train", "default", "--env", "TextWorld-v0", "--workers", "1", "--quiet", "--force"]) == 0
+    model_dir = default_model_dir("TextWorld-v0")
+    meta = json.loads((model_dir / "wmgym.json").read_text())
+    assert meta["recipe_key"] == mini_recipe.key() and meta["sft"]["steps"] == 6
+    assert 0.0 <= meta["test"]["em"] <= 1.0 and meta["test"]["steps"] > 0
+    train_path, test_path = default.data_paths("TextWorld-v0")
+    assert sum(1 for _ in open(train_path)) == 4 and sum(1 for _ in open(test_path)) == 1
+
+    # The twin finds the default and plays with it.
+    twin = gym.make("WM-TextWorld-v0", max_new_tokens=8)
+    obs, info = twin.reset(seed=0, options={"game": 0})
+    obs, reward, terminated, truncated, info = twin.step("look")
+    assert isinstance(obs, str) and "wm_confidence" in info
+    twin.close()
+
+    # A second run reuses the trained default instead of retraining.
+    capsys.readouterr()
+    assert main(["train", "default", "--env", "TextWorld-v0", "--workers", "1", "--quiet"]) == 0
+    assert "already trained" in capsys.readouterr().out
+
+
+def test_recipe_for_rejects_twins_and_unknown_ids():
+    with pytest.raises(ValueError, match="twin"):
+        default.recipe_for("WM-TextWorld-v0")
+    with pytest.raises(gym.error.Error):
+        default.recipe_for("NoSuchEnv-v0")
+    generic = default.recipe_for("SciWorld-v0") if "SciWorld-v0" in gym.registry else None
+    assert generic is None or generic.env == "SciWorld-v0"
