@@ -7,7 +7,8 @@ Word2World's data-scaling figure for our setting. Training trajectories come
 from the train split (scripted policies, collected once and cached); the
 sizes are nested (the 64-trajectory set holds the 32 one). For every size and
 tiny preset a world model is trained with ``wmgym train sft``'s Python API
-(:func:`wmgym.training.sft.train`, same epochs for every size) and scored on
+(:func:`wmgym.training.sft.train`, the same number of optimizer steps for
+every size by default, or the same epochs with ``--max-steps 0``) and scored on
 one fixed set of gold test-split episodes by the fidelity benchmark's
 teacher-forced EM. ``--cr-games N`` adds the consistency ratio of the
 scripted agent on N test games per model. Trained models are kept under
@@ -43,9 +44,10 @@ class ScalingConfig:
     policies: list[str] = dataclasses.field(default_factory=lambda: ["expert", "noisy-expert:0.3"])
     """Policies that roll the training (train split) and gold (test split) trajectories."""
     epochs: float = 3.0
-    """Training epochs for every size."""
-    max_steps: int = 0
-    """Fixed optimizer steps per model instead of epochs (0: use epochs)."""
+    """Training epochs for every size (used when max_steps is 0)."""
+    max_steps: int = 200
+    """Optimizer steps for every size (compute-matched points; 0: train --epochs instead). A few epochs of a
+    small set are only a handful of steps, too few for a model trained from scratch to learn anything."""
     eval_episodes: int = 20
     """Gold test-split episodes for EM (the same for every model)."""
     cr_games: int = 0
@@ -215,8 +217,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default="32,64,128", help="comma-separated training trajectory counts")
     p.add_argument("--presets", default="tiny", help="comma-separated tiny presets (tiny-s, tiny, tiny-l)")
     p.add_argument("--policies", default="expert,noisy-expert:0.3", help="comma-separated collection policies")
-    p.add_argument("--epochs", type=float, default=3.0, help="training epochs for every size")
-    p.add_argument("--max-steps", type=int, default=0, help="fixed optimizer steps instead of epochs")
+    p.add_argument("--epochs", type=float, default=3.0, help="training epochs for every size (with --max-steps 0)")
+    p.add_argument("--max-steps", type=int, default=200,
+                   help="optimizer steps for every size (compute-matched; 0: train --epochs instead)")
     p.add_argument("--eval-episodes", type=int, default=20, help="gold test episodes for EM")
     p.add_argument("--cr-games", type=int, default=0, help="test games for the scripted agent's CR (0: skip)")
     p.add_argument("--max-new-tokens", type=int, default=256)
