@@ -74,6 +74,9 @@ class SFTConfig:
     """Peak learning rate (default 2e-3 for tiny, 2e-4 for LoRA, 2e-5 for full fine-tuning)."""
     warmup: float = 0.05
     """Warmup as a fraction of the steps."""
+    attn_only: float = 0.0
+    """Fraction of the steps trained with the MLPs off (zero, frozen output projection), so attention learns
+    to copy before MLPs learn n-gram shortcuts (Llama-style models)."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
     scheduler: str = "cosine"
@@ -113,6 +116,8 @@ class SFTConfig:
         from wmgym.training.tiny import get_preset
 
         get_preset(self.preset)
+        if not 0 <= self.attn_only < 1:
+            raise ValueError(f"attn_only must be a fraction of the steps in [0, 1), got {self.attn_only}")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.max_length < 64:
@@ -316,7 +321,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
 
     from wmgym.training import tiny
     from wmgym.training.data import build_examples
-    from wmgym.training.sft_callbacks import progress_callback
+    from wmgym.training.sft_callbacks import attention_only_warmup_callback, progress_callback
 
     torch.set_num_threads(cfg.threads)
     train_eps, held_eps, report = load_data(cfg)
@@ -341,7 +346,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         model=model, args=args, data_collator=_BatchCollator(tokenizer.pad_token_id), processing_class=tokenizer,
         train_dataset=_Batches(batches),
         eval_dataset=_Batches(token_batches(eval_ex, cfg.batch_tokens, cfg.seed)) if eval_ex else None,
-        callbacks=[progress_callback(cfg.out)],
+        callbacks=[progress_callback(cfg.out)]
+        + ([attention_only_warmup_callback(int(cfg.attn_only * total_steps))] if cfg.attn_only > 0 else []),
     )
     # Evaluation scores loss and EM on these episodes in one pass (0: the Trainer's own loss-only pass).
     trainer.wm_eval_episodes = [ep for ep in held_eps if ep.steps][: cfg.eval_em_episodes]

@@ -37,3 +37,36 @@ def progress_callback(out: str | Path):
                 self._write(state, eval_em=float(metrics["eval_em"]))
 
     return ProgressFile()
+
+
+def mlp_output_params(model: Any) -> list:
+    """The MLP output projections of a Llama-style model (``*.mlp.down_proj.weight``)."""
+    return [p for name, p in model.named_parameters() if name.endswith("mlp.down_proj.weight")]
+
+
+def attention_only_warmup_callback(steps: int):
+    """A callback that keeps the MLPs switched off (output projection zero and frozen) for the first ``steps``.
+
+    Early on, MLPs lower the loss fastest by learning n-gram statistics, and the
+    attention circuits that copy names from the action or the initial state
+    form late. Zero MLP outputs leave attention alone with that job until
+    ``steps``; then the MLPs train from zero, like a zero-initialised residual
+    branch.
+    """
+    from transformers import TrainerCallback
+
+    class AttentionOnlyWarmup(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            if model is not None and state.global_step < steps:
+                import torch
+
+                with torch.no_grad():
+                    for p in mlp_output_params(model):
+                        p.zero_()
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
+            if model is not None and state.global_step < steps:
+                for p in mlp_output_params(model):
+                    p.grad = None
+
+    return AttentionOnlyWarmup()

@@ -100,3 +100,22 @@ def test_resume_after_kill_continues_from_the_checkpoint(tw_file, tmp_path):
     steps = [s for s, _ in summary["loss_history"]]
     assert steps == sorted(set(steps)), "steps were repeated: the run restarted instead of resuming"
     assert steps[-1] == 24 and min(s for s in steps if s > done) > done
+
+
+def test_lora_on_a_local_pretrained_model_changes_its_weights(tw_file, tiny_model_dir, tmp_path):
+    """``--model DIR --lora``: adapters train through peft and are merged into a plain HF model."""
+    import torch
+    from safetensors.torch import load_file
+
+    from wmgym.cli import main
+
+    out = tmp_path / "lora"
+    args = ["train", "sft", "--data", tw_file, "--model", str(tiny_model_dir), "--lora", "--lora-r", "4",
+            "--out", str(out), "--max-steps", "3", "--eval-fraction", "0", "--batch-tokens", "2048", "--no-progress"]
+    assert main(args) == 0
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(after) == set(before), "the merged model has the base model's tensors (no adapter leftovers)"
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all("proj" in k for k in changed)
+    summary = json.loads((out / "sft_summary.json").read_text())
+    assert summary["lora"] and summary["steps"] == 3
