@@ -157,15 +157,21 @@ def run(cfg: FidelityConfig, models: dict[str, Any], out: str | None = None, run
     return bench
 
 
+#: Step indices scored fewer times than this are left out of the plots (a handful of steps is noise).
+MIN_STEPS_PLOTTED = 5
+
+
 def _plot(bench: BenchmarkRun, results: dict[str, Any]) -> None:
     series_em, series_f1 = {}, {}
     for env, s in results["envs"].items():
-        xs = [int(k) for k in s["per_step"]]
-        series_em[env] = (xs, [100 * v["em"] for v in s["per_step"].values()])
-        series_f1[env] = (xs, [v["f1"] for v in s["per_step"].values()])
-    line_plot(bench.add_figure("em_per_step.png"), series_em, title="Teacher-forced single-step EM by step index",
-              xlabel="step index", ylabel="exact match (%)", ylim=(0, 101))
-    line_plot(bench.add_figure("f1_per_step.png"), series_f1, title="Token F1 by step index",
+        kept = {k: v for k, v in s["per_step"].items() if v["steps"] >= MIN_STEPS_PLOTTED} or s["per_step"]
+        xs = [int(k) for k in kept]
+        series_em[env] = (xs, [100 * v["em"] for v in kept.values()])
+        series_f1[env] = (xs, [v["f1"] for v in kept.values()])
+    note = f" (indices scored >= {MIN_STEPS_PLOTTED} times)"
+    line_plot(bench.add_figure("em_per_step.png"), series_em, title="Teacher-forced single-step EM by step index"
+              + note, xlabel="step index", ylabel="exact match (%)", ylim=(0, 101))
+    line_plot(bench.add_figure("f1_per_step.png"), series_f1, title="Token F1 by step index" + note,
               xlabel="step index", ylabel="token F1", ylim=(0, 1.01))
 
 

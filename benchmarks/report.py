@@ -153,21 +153,41 @@ def _rate(r: dict[str, Any] | None) -> str:
 
 
 def _scaling(page: Page, runs: list) -> None:
-    if not runs:
-        return
-    path, data = runs[0]
-    pts = data["results"].get("points", [])
-    rows = [[p["preset"], p["trajectories"], f"{p.get('sft_parameters') or 0:,}", fmt(p.get("em"), percent=True),
-             fmt(p.get("f1"), 3), fmt(p.get("cr"))] for p in pts]
-    page.parts += [f"## Scaling: {data['results'].get('env')}", page.source("scaling", path, data), "",
-                   md_table(["preset", "trajectories", "parameters", "EM (%)", "token F1", "CR"], rows), "",
-                   *[page.figure(path, f, "scaling") for f in data.get("figures", [])], ""]
+    """The newest scaling run per (env, training budget): budgets are separate curves, not replacements."""
+    seen: set[tuple] = set()
+    for path, data in runs:
+        cfg = data.get("config") or {}
+        key = (data["results"].get("env"), cfg.get("max_steps"), cfg.get("epochs") if not cfg.get("max_steps") else None)
+        if key in seen:
+            continue
+        seen.add(key)
+        budget = f"{key[1]} optimizer steps per model" if key[1] else f"{key[2]} epochs per model"
+        pts = data["results"].get("points", [])
+        rows = [[p["preset"], p["trajectories"], f"{p.get('sft_parameters') or 0:,}", fmt(p.get("em"), percent=True),
+                 fmt(p.get("f1"), 3), fmt(p.get("cr"))] for p in pts]
+        page.parts += [f"## Scaling: {key[0]} ({budget})", page.source("scaling", path, data), "",
+                       md_table(["preset", "trajectories", "parameters", "EM (%)", "token F1", "CR"], rows), "",
+                       *[page.figure(path, f, "scaling") for f in data.get("figures", [])], ""]
+
+
+def _per_env(runs: list) -> list:
+    """The newest run of each env (runs record their env as ``results["env"]``)."""
+    out, seen = [], set()
+    for path, data in runs:
+        env = (data.get("results") or {}).get("env")
+        if env not in seen:
+            seen.add(env)
+            out.append((path, data))
+    return out
 
 
 def _generic(page: Page, bench: str, runs: list, title: str) -> None:
-    if not runs:
-        return
-    path, data = runs[0]
+    for path, data in _per_env(runs):
+        env = (data.get("results") or {}).get("env")
+        _one(page, bench, path, data, f"{title}: {env}" if env else title)
+
+
+def _one(page: Page, bench: str, path: Path, data: dict[str, Any], title: str) -> None:
     page.parts += [f"## {title}", page.source(bench, path, data), ""]
     res = data.get("results", {})
     table = res.get("table") if isinstance(res, dict) else None
