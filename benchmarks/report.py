@@ -153,11 +153,13 @@ def _rate(r: dict[str, Any] | None) -> str:
 
 
 def _scaling(page: Page, runs: list) -> None:
-    """The newest scaling run per (env, training budget): budgets are separate curves, not replacements."""
+    """The newest scaling run per (env, training budget, presets, sizes): different budgets or axes are
+    separate curves, not replacements."""
     seen: set[tuple] = set()
     for path, data in runs:
         cfg = data.get("config") or {}
-        key = (data["results"].get("env"), cfg.get("max_steps"), cfg.get("epochs") if not cfg.get("max_steps") else None)
+        key = (data["results"].get("env"), cfg.get("max_steps"), cfg.get("epochs") if not cfg.get("max_steps") else None,
+               tuple(cfg.get("presets") or ()), tuple(cfg.get("sizes") or ()))
         if key in seen:
             continue
         seen.add(key)

@@ -247,12 +247,32 @@ def episode_chats(episodes: list) -> list[tuple[str, list[Message]]]:
     return [(ep.env_id, episode_messages(ep)) for ep in episodes if ep.steps]
 
 
-def build_examples(tokenizer: Any, episodes: list, max_length: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Tokenize episodes into training examples; returns the examples and counts (chats, windows, skipped turns)."""
+def turn_windows(chat: TokenizedChat, turns: int) -> list[dict[str, list[int]]]:
+    """Short examples of ``turns`` consecutive turns each, without the system prompt (curriculum phase).
+
+    Attention starts out spread evenly over the context, so the gradient that
+    teaches a head to look at the action's object is about 1/context-length:
+    in a few turns it is tens of times stronger than in a whole chat, and the
+    copy circuits form early; the full chats come after.
+    """
+    bounds = chat.turn_starts + [len(chat.input_ids)]
+    out = []
+    for j in range(0, len(chat.turn_starts), turns):
+        a, b = bounds[j], bounds[min(j + turns, len(chat.turn_starts))]
+        out.append({"input_ids": chat.input_ids[a:b], "labels": chat.labels[a:b], "first_step": j})
+    return out
+
+
+def build_examples(tokenizer: Any, episodes: list, max_length: int,
+                   turn_window: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Tokenize episodes into training examples; returns the examples and counts (chats, windows, skipped turns).
+
+    With ``turn_window > 0`` the examples are :func:`turn_windows` of that many turns instead.
+    """
     examples, stats = [], {"chats": 0, "examples": 0, "skipped_turns": 0, "tokens": 0, "label_tokens": 0}
     for env_id, messages in episode_chats(episodes):
         chat = tokenize_chat(tokenizer, messages, env_id)
-        parts, skipped = windows(chat, max_length)
+        parts, skipped = (turn_windows(chat, turn_window), 0) if turn_window > 0 else windows(chat, max_length)
         stats["chats"] += 1
         stats["skipped_turns"] += skipped
         for p in parts:

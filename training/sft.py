@@ -74,6 +74,11 @@ class SFTConfig:
     """Peak learning rate (default 2e-3 for tiny, 2e-4 for LoRA, 2e-5 for full fine-tuning)."""
     warmup: float = 0.05
     """Warmup as a fraction of the steps."""
+    curriculum: float = 0.0
+    """Fraction of the steps trained first on short windows of --curriculum-turns turns without the system
+    prompt (copying from the action is learnt far faster in short contexts), before the full chats."""
+    curriculum_turns: int = 3
+    """Turns per window in the curriculum phase."""
     attn_only: float = 0.0
     """Fraction of the steps trained with the MLPs off (zero, frozen output projection), so attention learns
     to copy before MLPs learn n-gram shortcuts (Llama-style models)."""
@@ -85,6 +90,8 @@ class SFTConfig:
     """bf16 autocast (default: on where the hardware has bf16: CPUs with AVX512-BF16/AMX, Ampere+ GPUs)."""
     threads: int = 1
     """Torch CPU threads; 1 is fastest on this 2-vCPU machine (2 threads share one core's FPUs)."""
+    compile: bool = False
+    """torch.compile the decoder's forward (dynamic shapes): ~1.2x on CPU after ~30 s of compiling."""
     save_steps: int = 200
     """Checkpoint every this many steps (resume after a kill loses at most this much)."""
     eval_steps: int = 200
@@ -116,6 +123,9 @@ class SFTConfig:
         from wmgym.training.tiny import get_preset
 
         get_preset(self.preset)
+        if not 0 <= self.curriculum < 1 or self.curriculum_turns < 1:
+            raise ValueError(f"curriculum must be in [0, 1) and curriculum_turns >= 1, got {self.curriculum} and "
+                             f"{self.curriculum_turns}")
         if not 0 <= self.attn_only < 1:
             raise ValueError(f"attn_only must be a fraction of the steps in [0, 1), got {self.attn_only}")
         if not 0 <= self.eval_fraction < 1:
@@ -155,6 +165,32 @@ def token_batches(examples: list[dict[str, Any]], batch_tokens: int, seed: int) 
     if cur:
         batches.append(cur)
     return batches
+
+
+def schedule(examples: list[dict[str, Any]], short: list[dict[str, Any]], cfg: SFTConfig,
+             n_batches: int) -> list[list[dict[str, Any]]]:
+    """Every batch of the run in order: the curriculum's short windows first, then shuffled epochs of chats.
+
+    The order is fixed by ``cfg.seed`` (the Trainer reads it sequentially), so a resumed run skips exactly
+    the batches it already trained on.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(cfg.seed)
+    out: list[list[dict[str, Any]]] = []
+    n_short = int(cfg.curriculum * n_batches) if short else 0
+    epoch = 0
+    while len(out) < n_short:
+        group = token_batches(short, cfg.batch_tokens, cfg.seed + 1000 + epoch)
+        out.extend(group[i] for i in rng.permutation(len(group)))
+        epoch += 1
+    del out[n_short:]
+    epoch = 0
+    while len(out) < n_batches:
+        group = token_batches(examples, cfg.batch_tokens, cfg.seed + epoch)
+        out.extend(group[i] for i in rng.permutation(len(group)))
+        epoch += 1
+    return out[:n_batches]
 
 
 class _Batches:
@@ -328,19 +364,25 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     if report is not None:
         print("mix:\n" + str(report))
     model, tokenizer = load_model(cfg, train_eps)
+    if cfg.compile:
+        # Compile the forward function, not the module: parameter names (and so checkpoints) stay the same.
+        decoder = (model.get_base_model() if cfg.lora else model).get_decoder()
+        decoder.forward = torch.compile(decoder.forward, dynamic=True)
     train_ex, tstats = build_examples(tokenizer, train_eps, cfg.max_length)
     eval_ex, _ = build_examples(tokenizer, held_eps, cfg.max_length) if held_eps else ([], {})
-    batches, accum = token_batches(train_ex, cfg.batch_tokens, cfg.seed), cfg.grad_accum
+    accum = cfg.grad_accum
+    steps_per_epoch = math.ceil(len(token_batches(train_ex, cfg.batch_tokens, cfg.seed)) / accum)
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, int(round(cfg.epochs * steps_per_epoch)))
+    short_ex = build_examples(tokenizer, train_eps, cfg.max_length, cfg.curriculum_turns)[0] if cfg.curriculum else []
+    batches = schedule(train_ex, short_ex, cfg, total_steps * accum)
     print(f"model: {tiny.describe(model, tokenizer) if cfg.model == 'tiny' else cfg.model}"
           f"{' + LoRA' if cfg.lora else ''}")
     print(f"data: {tstats['chats']} chats -> {tstats['examples']} sequences, {tstats['tokens']} tokens "
-          f"({tstats['label_tokens']} supervised), {len(batches)} batches/epoch x {accum} per step; "
+          f"({tstats['label_tokens']} supervised), {steps_per_epoch} steps/epoch x {accum} batches, {total_steps} steps; "
           f"held out: {len(held_eps)} episodes"
           + (f"; skipped {tstats['skipped_turns']} turns longer than max_length" if tstats["skipped_turns"] else ""))
 
     use_bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
-    steps_per_epoch = math.ceil(len(batches) / accum)
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, int(round(cfg.epochs * steps_per_epoch)))
     args = _training_args(cfg, total_steps, use_bf16, bool(eval_ex), accum)
     trainer = _make_trainer_class()(
         model=model, args=args, data_collator=_BatchCollator(tokenizer.pad_token_id), processing_class=tokenizer,
@@ -397,7 +439,8 @@ def _training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: b
         eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps, save_strategy="steps",
         save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, report_to=cfg.report_to,
         seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=not cfg.progress, remove_unused_columns=False,
-        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", max_grad_norm=1.0, **kw,
+        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", max_grad_norm=1.0,
+        train_sampling_strategy="sequential", **kw,  # the order is built by schedule()
     )
 
 

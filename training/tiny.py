@@ -65,6 +65,10 @@ class TinyPreset:
     """RoPE base."""
     entity_tokens: bool = True
     """Keep "word number" together ("apple 1") so a numbered entity can be a single token."""
+    copy_init: bool = False
+    """Initialise every attention layer's output projection as the transpose of its (orthogonal) value
+    projection, so attending to a token writes that token back: heads copy from the start and only have to
+    learn where to look."""
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -125,9 +129,32 @@ def build_model(tokenizer: Any, preset: TinyPreset | None = None, seed: int = 0)
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    if preset.copy_init:
+        init_copying_heads(model)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def init_copying_heads(model: Any) -> None:
+    """Set ``o_proj = v_proj^T`` with an orthogonal ``v_proj`` in every layer, so the OV circuit copies.
+
+    Both keep the norm the default random init gives them (entries of std
+    ``initializer_range``); only the direction changes: ``o_proj @ v_proj`` is a
+    multiple of the identity instead of a random matrix.
+    """
+    import torch
+
+    cfg = model.config
+    scale = cfg.initializer_range * cfg.hidden_size ** 0.5
+    with torch.no_grad():
+        for layer in model.model.layers:
+            v, o = layer.self_attn.v_proj.weight, layer.self_attn.o_proj.weight
+            if v.shape[0] != v.shape[1] or o.shape != v.shape[::-1]:
+                raise ValueError("copy_init needs as many value dims as hidden dims (no grouped KV heads)")
+            torch.nn.init.orthogonal_(v)
+            v.mul_(scale)
+            o.copy_(v.t())
 
 
 def chat_texts(chats: Iterable[list[dict[str, str]]]) -> Iterable[str]:
