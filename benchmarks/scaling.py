@@ -40,7 +40,7 @@ class ScalingConfig:
     sizes: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
     """Numbers of training trajectories (the paper's figure goes 250 -> 8,000)."""
     presets: list[str] = dataclasses.field(default_factory=lambda: ["tiny"])
-    """Tiny model presets (model size axis): tiny-s | tiny | tiny-l."""
+    """Tiny model presets (model size axis): tiny-s | tiny | tiny-m | tiny-l."""
     policies: list[str] = dataclasses.field(default_factory=lambda: ["expert", "noisy-expert:0.3"])
     """Policies that roll the training (train split) and gold (test split) trajectories."""
     epochs: float = 3.0
@@ -215,7 +215,7 @@ def _markdown(results: dict[str, Any], cfg: ScalingConfig, figures: list[str]) -
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default="TextWorld-v0", help="real env id")
     p.add_argument("--sizes", default="32,64,128", help="comma-separated training trajectory counts")
-    p.add_argument("--presets", default="tiny", help="comma-separated tiny presets (tiny-s, tiny, tiny-l)")
+    p.add_argument("--presets", default="tiny", help="comma-separated tiny presets (tiny-s, tiny, tiny-m, tiny-l)")
     p.add_argument("--policies", default="expert,noisy-expert:0.3", help="comma-separated collection policies")
     p.add_argument("--epochs", type=float, default=3.0, help="training epochs for every size (with --max-steps 0)")
     p.add_argument("--max-steps", type=int, default=200,

@@ -72,20 +72,22 @@ def _train_in_parallel(envs: list[str], force: bool, workers: int) -> dict[str, 
 
 
 def play_side_by_side(env_id: str, game: int = 0, max_steps: int = 12, seed: int = 0) -> dict[str, Any]:
-    """One expert episode on a test game in the real env, the same actions in its twin; prints both."""
+    """One expert episode on a held-out game in the real env, the same actions in its twin; prints both."""
     import gymnasium as gym
 
+    from wmgym.benchmarks.twins import heldout_split
     from wmgym.training.policies import make_policy
 
     real = gym.make(env_id)
     twin = gym.make(f"WM-{env_id}")
-    options = {"game": game, "split": "test"}
+    split = heldout_split(env_id)
+    options = {"game": game, "split": split}
     obs_r, _ = real.reset(seed=seed, options=options)
     twin.reset(seed=seed, options=options)
     policy = make_policy("expert", seed=seed)
     info_r: dict[str, Any] = {"admissible_commands": []}
     same = steps = 0
-    print(f"\n=== {env_id}, test game {game}: real env (R) vs twin (T), expert actions ===")
+    print(f"\n=== {env_id}, {split} game {game}: real env (R) vs twin (T), expert actions ===")
     print(obs_r.strip()[:600])
     for steps in range(1, max_steps + 1):
         action = policy(real, obs_r, info_r)

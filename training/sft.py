@@ -37,7 +37,7 @@ class SFTConfig:
     model: str = "tiny"
     """``tiny`` (from scratch, see --preset), a local HF model directory, or a hub id."""
     preset: str = "tiny"
-    """Shape of the tiny model when --model tiny (tiny | tiny-s | tiny-l)."""
+    """Shape of the tiny model when --model tiny (tiny | tiny-s | tiny-m | tiny-l)."""
     eval_data: list[str] = dataclasses.field(default_factory=list)
     """Held-out trajectory files; without them ``eval_fraction`` of the training games are held out."""
     eval_fraction: float = 0.05
@@ -79,6 +79,14 @@ class SFTConfig:
     prompt (copying from the action is learnt far faster in short contexts), before the full chats."""
     curriculum_turns: int = 3
     """Turns per window in the curriculum phase."""
+    curriculum_prefix: float = 0.0
+    """Fraction of the steps trained next (after --curriculum) on the start of each chat: its system prompt and
+    first --prefix-turns turns, where looking the initial state up is learnt fast."""
+    prefix_turns: int = 6
+    """Turns per chat start in the --curriculum-prefix phase."""
+    curriculum_all_tokens: bool = False
+    """In the curriculum phase every token is a label, actions included (a continued-pretraining stage on the
+    env's text, as in Qwen-AgentWorld's CPT -> SFT); the SFT phase after it keeps labels on observations only."""
     attn_only: float = 0.0
     """Fraction of the steps trained with the MLPs off (zero, frozen output projection), so attention learns
     to copy before MLPs learn n-gram shortcuts (Llama-style models)."""
@@ -126,6 +134,9 @@ class SFTConfig:
         if not 0 <= self.curriculum < 1 or self.curriculum_turns < 1:
             raise ValueError(f"curriculum must be in [0, 1) and curriculum_turns >= 1, got {self.curriculum} and "
                              f"{self.curriculum_turns}")
+        if not 0 <= self.curriculum_prefix < 1 - self.curriculum or self.prefix_turns < 1:
+            raise ValueError(f"curriculum_prefix must be in [0, 1 - curriculum) and prefix_turns >= 1, got "
+                             f"{self.curriculum_prefix} and {self.prefix_turns}")
         if not 0 <= self.attn_only < 1:
             raise ValueError(f"attn_only must be a fraction of the steps in [0, 1), got {self.attn_only}")
         if not 0 <= self.eval_fraction < 1:
@@ -167,9 +178,10 @@ def token_batches(examples: list[dict[str, Any]], batch_tokens: int, seed: int) 
     return batches
 
 
-def schedule(examples: list[dict[str, Any]], short: list[dict[str, Any]], cfg: SFTConfig,
+def schedule(examples: list[dict[str, Any]], phases: list[tuple[list[dict[str, Any]], float]], cfg: SFTConfig,
              n_batches: int) -> list[list[dict[str, Any]]]:
-    """Every batch of the run in order: the curriculum's short windows first, then shuffled epochs of chats.
+    """Every batch of the run in order: each curriculum phase ``(examples, fraction of the batches)`` in turn,
+    then shuffled epochs of the chats.
 
     The order is fixed by ``cfg.seed`` (the Trainer reads it sequentially), so a resumed run skips exactly
     the batches it already trained on.
@@ -178,13 +190,14 @@ def schedule(examples: list[dict[str, Any]], short: list[dict[str, Any]], cfg: S
 
     rng = np.random.default_rng(cfg.seed)
     out: list[list[dict[str, Any]]] = []
-    n_short = int(cfg.curriculum * n_batches) if short else 0
-    epoch = 0
-    while len(out) < n_short:
-        group = token_batches(short, cfg.batch_tokens, cfg.seed + 1000 + epoch)
-        out.extend(group[i] for i in rng.permutation(len(group)))
-        epoch += 1
-    del out[n_short:]
+    for k, (ex, fraction) in enumerate(phases):
+        end = min(n_batches, len(out) + int(fraction * n_batches)) if ex else len(out)
+        epoch = 0
+        while len(out) < end:
+            group = token_batches(ex, cfg.batch_tokens, cfg.seed + 1000 * (k + 1) + epoch)
+            out.extend(group[i] for i in rng.permutation(len(group)))
+            epoch += 1
+        del out[end:]
     epoch = 0
     while len(out) < n_batches:
         group = token_batches(examples, cfg.batch_tokens, cfg.seed + epoch)
@@ -373,8 +386,13 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     accum = cfg.grad_accum
     steps_per_epoch = math.ceil(len(token_batches(train_ex, cfg.batch_tokens, cfg.seed)) / accum)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else max(1, int(round(cfg.epochs * steps_per_epoch)))
-    short_ex = build_examples(tokenizer, train_eps, cfg.max_length, cfg.curriculum_turns)[0] if cfg.curriculum else []
-    batches = schedule(train_ex, short_ex, cfg, total_steps * accum)
+    phases = [
+        (build_examples(tokenizer, train_eps, cfg.max_length, cfg.curriculum_turns, cfg.curriculum_all_tokens)[0]
+         if cfg.curriculum else [], cfg.curriculum),
+        (build_examples(tokenizer, train_eps, cfg.max_length, prefix_turns=cfg.prefix_turns)[0]
+         if cfg.curriculum_prefix else [], cfg.curriculum_prefix),
+    ]
+    batches = schedule(train_ex, phases, cfg, total_steps * accum)
     print(f"model: {tiny.describe(model, tokenizer) if cfg.model == 'tiny' else cfg.model}"
           f"{' + LoRA' if cfg.lora else ''}")
     print(f"data: {tstats['chats']} chats -> {tstats['examples']} sequences, {tstats['tokens']} tokens "
