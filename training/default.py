@@ -103,8 +103,12 @@ def recipe_for(env: str) -> DefaultRecipe:
 
 
 def data_paths(env: str) -> tuple[Path, Path]:
-    """Trajectory files (train, test) of the default of ``env``."""
-    d = wmgym_home() / "data" / env
+    """Trajectory files (train, test) of the default of ``env``: one folder per collection plan, so a
+    recipe that collects differently never trains on another plan's episodes (changing only the training
+    settings reuses the data)."""
+    r = recipe_for(env)
+    plan = hashlib.sha1(json.dumps([r.train, r.test, r.max_steps]).encode()).hexdigest()[:12]
+    d = wmgym_home() / "data" / env / plan
     return d / "train.jsonl", d / "test.jsonl"
 
 
@@ -168,8 +172,12 @@ def train_default(env: str, workers: int = 2, force: bool = False, progress: boo
         return done
     train_path, test_path = collect_data(recipe, workers=workers, progress=progress)
     out = run_dir(env)
-    if force and out.exists():
+    stamp = out / "recipe_key"
+    # Resume only a run of this very recipe: checkpoints of another recipe (or a forced retrain) start over.
+    if out.exists() and (force or not stamp.exists() or stamp.read_text() != recipe.key()):
         shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(recipe.key())
     cfg = SFTConfig(data=[str(train_path)], eval_data=[str(test_path)], out=str(out), progress=progress,
                     **recipe.sft)
     summary = train(cfg)
@@ -178,7 +186,7 @@ def train_default(env: str, workers: int = 2, force: bool = False, progress: boo
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for f in out.iterdir():
-        if f.is_file() and not f.name.startswith(("training_args", "trainer_state", "sft_summary")):
+        if f.is_file() and not f.name.startswith(("training_args", "trainer_state", "sft_summary", "recipe_key")):
             shutil.copy2(f, tmp / f.name)
     evaluation = evaluate_default(tmp, test_path, max_length=cfg.max_length)
     meta = {"env": env, "recipe_key": recipe.key(), "recipe": dataclasses.asdict(recipe), "sft": summary,

@@ -46,6 +46,14 @@ def test_train_default_collects_trains_and_installs_the_twin(mini_recipe, capsys
     assert main(["train", "default", "--env", "TextWorld-v0", "--workers", "1", "--quiet"]) == 0
     assert "already trained" in capsys.readouterr().out
 
+    # Another recipe retrains from scratch: it must not resume the old recipe's checkpoints.
+    changed = default.DefaultRecipe(**{**default.dataclasses.asdict(mini_recipe),
+                                       "sft": {**mini_recipe.sft, "max_steps": 4}})
+    default.RECIPES["TextWorld-v0"] = changed
+    assert main(["train", "default", "--env", "TextWorld-v0", "--workers", "1", "--quiet"]) == 0
+    meta = json.loads((model_dir / "wmgym.json").read_text())
+    assert meta["recipe_key"] == changed.key() and meta["sft"]["steps"] == 4 and meta["sft"]["resumed_from"] is None
+
 
 def test_recipe_for_rejects_twins_and_unknown_ids():
     with pytest.raises(ValueError, match="twin"):
