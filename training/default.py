@@ -50,6 +50,7 @@ class DefaultRecipe:
         return hashlib.sha1(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
+_COVERAGE_TRAIN = [("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)]
 _COVERAGE_TEST = [("expert", 30), ("noisy-expert:0.3", 30)]
 
 #: Training shared by the tuned recipes: the 0.76M-parameter tiny preset (~11k tokens/s on one core), short
@@ -57,26 +58,14 @@ _COVERAGE_TEST = [("expert", 30), ("noisy-expert:0.3", 30)]
 _TINY_SFT = {"preset": "tiny", "curriculum": 0.3, "max_steps": 1600, "batch_tokens": 4096, "lr": 3e-3,
              "max_length": 2048, "eval_steps": 400, "save_steps": 400}
 
-#: The recipes, tuned for the quickstart budget on 2 CPU cores (see the README's training section).
+#: The recipes, tuned for the quickstart budget on 2 CPU cores (see the README's training section): the same
+#: coverage and training for both envs, with each env's episode step limit.
 RECIPES: dict[str, DefaultRecipe] = {
-    "TextWorld-v0": DefaultRecipe(
-        env="TextWorld-v0",
-        train=[("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)],
-        test=_COVERAGE_TEST,
-        sft=dict(_TINY_SFT),
-        max_steps=20,
-    ),
-    "ALFWorld-v0": DefaultRecipe(
-        env="ALFWorld-v0",
-        train=[("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)],
-        test=_COVERAGE_TEST,
-        sft=dict(_TINY_SFT),
-        max_steps=30,
-    ),
+    env: DefaultRecipe(env=env, train=list(_COVERAGE_TRAIN), test=list(_COVERAGE_TEST), sft=dict(_TINY_SFT), max_steps=max_steps)
+    for env, max_steps in (("TextWorld-v0", 20), ("ALFWorld-v0", 30))
 }
 #: Recipe for an env without a tuned one.
-GENERIC = {"train": [("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)], "test": _COVERAGE_TEST,
-           "sft": dict(_TINY_SFT)}
+GENERIC = {"train": _COVERAGE_TRAIN, "test": _COVERAGE_TEST, "sft": _TINY_SFT}
 
 
 def recipe_for(env: str) -> DefaultRecipe:
@@ -99,7 +88,8 @@ def recipe_for(env: str) -> DefaultRecipe:
             for k in ("train", "test"):
                 fields[k] = [tuple(p) for p in fields.get(k, GENERIC[k])]
             return DefaultRecipe(**fields)
-    return RECIPES.get(env) or DefaultRecipe(env=env, **GENERIC)
+    return RECIPES.get(env) or DefaultRecipe(env=env, train=list(GENERIC["train"]), test=list(GENERIC["test"]),
+                                             sft=dict(GENERIC["sft"]))
 
 
 def data_paths(env: str) -> tuple[Path, Path]:

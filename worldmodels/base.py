@@ -50,3 +50,85 @@ class WorldModel(Protocol):
 
     def end(self, handle: int) -> None:
         """Forget an episode and free its state (KV cache, ...)."""
+
+
+@dataclasses.dataclass
+class Chat:
+    """One episode of a backend that keeps chats on the client (see :class:`ClientChats`)."""
+
+    init_context: str
+    history: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: Sampling seed of the episode; step ``k`` uses ``seed + k``.
+    seed: int | None = None
+
+
+class ClientChats:
+    """The protocol's bookkeeping for backends that hold each chat as text and send it whole every step
+    (``openai``, ``vllm``: the server's prefix cache finds what it has seen).
+
+    A subclass sets ``self.settings`` (:class:`~wmgym.worldmodels.settings.GenerationSettings`), calls
+    ``ClientChats.__init__`` and implements :meth:`_generate`.
+    """
+
+    def __init__(self) -> None:
+        self._chats: dict[int, Chat] = {}
+        self._next_handle = 0
+
+    def __deepcopy__(self, memo: dict) -> ClientChats:
+        # A loaded model is a shared resource (gym deep-copies env kwargs, e.g. in check_env): copies share it.
+        return self
+
+    def _generate(self, chats: list[Chat], actions: list[str]) -> list[WMStep]:
+        """The next turn of each chat after its action (the chats are not changed)."""
+        raise NotImplementedError
+
+    def start(self, init_context: str) -> int:
+        handle = self._next_handle
+        self._next_handle += 1
+        self._chats[handle] = Chat(init_context)
+        if self.settings.seed is not None:
+            self._chats[handle].seed = self.settings.seed + handle
+        return handle
+
+    def set_seed(self, handle: int, seed: int) -> None:
+        """Seed an episode's sampling: step ``k`` uses ``seed + k`` (reproducible where the engine honours it)."""
+        self._chat(handle).seed = int(seed)
+
+    def _chat(self, handle: int) -> Chat:
+        try:
+            return self._chats[handle]
+        except KeyError:
+            raise KeyError(f"unknown or ended world-model episode handle {handle!r}") from None
+
+    def step(self, handle: int, action: str) -> WMStep:
+        return self.step_batch([handle], [action])[0]
+
+    def step_batch(self, handles: list[int], actions: list[str]) -> list[WMStep]:
+        if len(handles) != len(actions):
+            raise ValueError(f"step_batch got {len(handles)} handles but {len(actions)} actions")
+        chats = [self._chat(h) for h in handles]
+        steps = self._generate(chats, actions)
+        for chat, action, step in zip(chats, actions, steps):
+            chat.history.append((action, step.text))
+        return steps
+
+    def observe(self, handle: int, action: str, text: str) -> None:
+        self._chat(handle).history.append((action, text))
+
+    def fork(self, handle: int) -> int:
+        chat = self._chat(handle)
+        new = self.start(chat.init_context)
+        self._chats[new].history, self._chats[new].seed = list(chat.history), chat.seed
+        return new
+
+    def replace_last(self, handle: int, text: str) -> None:
+        chat = self._chat(handle)
+        if not chat.history:
+            raise ValueError(f"episode {handle} has no assistant turn to replace yet")
+        chat.history[-1] = (chat.history[-1][0], text)
+
+    def end(self, handle: int) -> None:
+        self._chats.pop(handle, None)
+
+    def history(self, handle: int) -> list[tuple[str, str]]:
+        return list(self._chat(handle).history)

@@ -11,7 +11,6 @@ asked (``logprobs=true``); a server that returns none gives NaN.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -21,19 +20,12 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from wmgym.worldmodels.base import WMStep
+from wmgym.worldmodels.base import Chat, ClientChats, WMStep
 from wmgym.worldmodels.protocol import build_messages, parse_observation
 from wmgym.worldmodels.settings import GenerationSettings
 
 
-@dataclasses.dataclass
-class _Chat:
-    init_context: str
-    history: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    seed: int | None = None
-
-
-class OpenAIWorldModel:
+class OpenAIWorldModel(ClientChats):
     """World model behind an OpenAI-compatible endpoint.
 
     Args:
@@ -53,71 +45,16 @@ class OpenAIWorldModel:
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.settings = GenerationSettings.from_kwargs(generation)
         self.timeout, self.max_concurrency, self.retries = timeout, max_concurrency, retries
-        self._chats: dict[int, _Chat] = {}
-        self._next_handle = 0
+        super().__init__()
 
-    def __deepcopy__(self, memo: dict) -> OpenAIWorldModel:
-        # A loaded model is a shared resource (gym deep-copies env kwargs, e.g. in check_env): copies share it.
-        return self
-
-    # ------------------------------------------------------------ protocol
-    def start(self, init_context: str) -> int:
-        handle = self._next_handle
-        self._next_handle += 1
-        self._chats[handle] = _Chat(init_context)
-        if self.settings.seed is not None:
-            self._chats[handle].seed = self.settings.seed + handle
-        return handle
-
-    def set_seed(self, handle: int, seed: int) -> None:
-        """Seed an episode's sampling: step ``k`` sends ``seed + k`` (reproducible where the server honours it)."""
-        self._chat(handle).seed = int(seed)
-
-    def _chat(self, handle: int) -> _Chat:
-        try:
-            return self._chats[handle]
-        except KeyError:
-            raise KeyError(f"unknown or ended world-model episode handle {handle!r}") from None
-
-    def step(self, handle: int, action: str) -> WMStep:
-        return self.step_batch([handle], [action])[0]
-
-    def step_batch(self, handles: list[int], actions: list[str]) -> list[WMStep]:
-        if len(handles) != len(actions):
-            raise ValueError(f"step_batch got {len(handles)} handles but {len(actions)} actions")
-        chats = [self._chat(h) for h in handles]
-        if len(handles) == 1:
-            steps = [self._complete(chats[0], actions[0])]
-        else:
-            with ThreadPoolExecutor(min(self.max_concurrency, len(handles))) as pool:
-                steps = list(pool.map(self._complete, chats, actions))
-        for chat, action, step in zip(chats, actions, steps):
-            chat.history.append((action, step.text))
-        return steps
-
-    def observe(self, handle: int, action: str, text: str) -> None:
-        self._chat(handle).history.append((action, text))
-
-    def fork(self, handle: int) -> int:
-        chat = self._chat(handle)
-        new = self.start(chat.init_context)
-        self._chats[new].history, self._chats[new].seed = list(chat.history), chat.seed
-        return new
-
-    def replace_last(self, handle: int, text: str) -> None:
-        chat = self._chat(handle)
-        if not chat.history:
-            raise ValueError(f"episode {handle} has no assistant turn to replace yet")
-        chat.history[-1] = (chat.history[-1][0], text)
-
-    def end(self, handle: int) -> None:
-        self._chats.pop(handle, None)
-
-    def history(self, handle: int) -> list[tuple[str, str]]:
-        return list(self._chat(handle).history)
+    def _generate(self, chats: list[Chat], actions: list[str]) -> list[WMStep]:
+        if len(chats) == 1:
+            return [self._complete(chats[0], actions[0])]
+        with ThreadPoolExecutor(min(self.max_concurrency, len(chats))) as pool:
+            return list(pool.map(self._complete, chats, actions))
 
     # ------------------------------------------------------------ HTTP
-    def _complete(self, chat: _Chat, action: str) -> WMStep:
+    def _complete(self, chat: Chat, action: str) -> WMStep:
         s = self.settings
         body: dict[str, Any] = {"model": self.model, "messages": build_messages(chat.init_context, chat.history, action),
                                 "max_tokens": s.max_new_tokens, "temperature": s.temperature, "top_p": s.top_p,
