@@ -88,6 +88,9 @@ class TextEnv(gym.Env[str, str]):
     invalid_action_text: ClassVar[str] = "Nothing happens."
     #: Commands refused as malformed (engine meta-commands such as ``quit``).
     blocked_commands: ClassVar[frozenset[str]] = frozenset()
+    #: Version of the ``init_context`` wording: bumped when it changes, so cached trajectories and
+    #: default twins made with the old wording are collected and trained again.
+    context_version: ClassVar[int] = 1
 
     def __init__(self, split: str | None = None, render_mode: str | None = None):
         self.split = self._check_split(split or self.splits[0])

@@ -29,7 +29,7 @@ class CollectConfig:
     env: str = "TextWorld-v0"
     """Registered id of a real env."""
     policy: str = "expert"
-    """expert | random | noisy-expert:EPS"""
+    """expert | random | noisy-expert:EPS | explore"""
     episodes: int = 10
     """How many episodes the file should hold for this (env, policy, split)."""
     out: str = "trajectories.jsonl"

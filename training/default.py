@@ -46,8 +46,19 @@ class DefaultRecipe:
     """Step limit per collected episode (default: the env's)."""
 
     def key(self) -> str:
-        """A hash of the recipe: a default trained with another recipe is retrained."""
-        return hashlib.sha1(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """A hash of the recipe and of the env's init_context wording: a default trained with another
+        recipe, or on episodes worded otherwise, is retrained."""
+        fields = {**dataclasses.asdict(self), **_context_stamp(self.env)}
+        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _context_stamp(env: str) -> dict[str, int]:
+    """``{"context_version": n}`` of an env whose init_context wording has changed (nothing for version 1,
+    so the hashes of envs whose wording never changed stay the same)."""
+    from wmgym.benchmarks.twins import env_class
+
+    version = getattr(env_class(env), "context_version", 1)
+    return {"context_version": version} if version != 1 else {}
 
 
 _COVERAGE_TRAIN = [("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)]
@@ -97,7 +108,8 @@ def data_paths(env: str) -> tuple[Path, Path]:
     recipe that collects differently never trains on another plan's episodes (changing only the training
     settings reuses the data)."""
     r = recipe_for(env)
-    plan = hashlib.sha1(json.dumps([r.train, r.test, r.max_steps]).encode()).hexdigest()[:12]
+    plan_fields = [r.train, r.test, r.max_steps, *_context_stamp(env).values()]
+    plan = hashlib.sha1(json.dumps(plan_fields).encode()).hexdigest()[:12]
     d = wmgym_home() / "data" / env / plan
     return d / "train.jsonl", d / "test.jsonl"
 

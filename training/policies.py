@@ -4,7 +4,7 @@ A policy is a callable ``policy(env, observation, info) -> action`` with a
 ``name``. It may read the unwrapped env (the expert asks the engine for its next
 command), so collection covers golden paths, noisy detours and random play.
 
-``make_policy("expert" | "random" | "noisy-expert:EPS", seed)`` builds one.
+``make_policy("expert" | "random" | "noisy-expert:EPS" | "explore", seed)`` builds one.
 """
 
 from __future__ import annotations
@@ -70,13 +70,40 @@ class NoisyExpertPolicy:
         return self._expert(env, observation, info)
 
 
-POLICY_NAMES = ("expert", "random", "noisy-expert:EPS")
+class ExplorePolicy:
+    """A searcher: an untried admissible ``open ...`` (look inside what is here first), else an untried
+    move (``go ...``), else a random admissible command.
+
+    It sees every place and container of a game, which the expert visits only where its plan leads: the
+    twin learns what each first visit shows (the lookup of the initial state), from the real engine.
+    """
+
+    name = "explore"
+
+    def __init__(self, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+        self._random = RandomPolicy(None if seed is None else seed + 1)
+        self._tried: set[str] = set()
+
+    def __call__(self, env: gym.Env, observation: str, info: dict[str, Any]) -> str:
+        if "action_valid" not in info:  # reset info: a new episode
+            self._tried = set()
+        commands = [c for c in info.get("admissible_commands") or [] if c not in self._tried]
+        fresh = [c for c in commands if c.startswith("open ")] or [c for c in commands if c.startswith("go ")]
+        action = str(fresh[int(self.rng.integers(len(fresh)))]) if fresh else self._random(env, observation, info)
+        self._tried.add(action)
+        return action
+
+
+POLICY_NAMES = ("expert", "random", "noisy-expert:EPS", "explore")
 
 
 def make_policy(spec: str, seed: int | None = None) -> Policy:
-    """Build a policy from its name: ``expert``, ``random`` or ``noisy-expert:EPS``."""
+    """Build a policy from its name: ``expert``, ``random``, ``noisy-expert:EPS`` or ``explore``."""
     if spec == "expert":
         return ExpertPolicy(seed)
+    if spec == "explore":
+        return ExplorePolicy(seed)
     if spec == "random":
         return RandomPolicy(seed)
     if spec.startswith("noisy-expert"):

@@ -290,6 +290,14 @@ class AlfredEngine:
         self.state, _, _ = self._env.step(command)
         return self.state
 
+    def entity_ids(self) -> dict[str, str]:
+        """Name -> ALFWorld entity id ("candle 2" -> "candle_bar__minus_00_dot_13..."): the game lists a
+        receptacle's contents sorted by id."""
+        env = self._env
+        while not hasattr(env, "_entity_infos"):
+            env = env._wrapped
+        return {info.name: eid for eid, info in env._entity_infos.items() if info.name}
+
     @property
     def expert_plan(self) -> list[str]:
         return list(self.state.get("extra.expert_plan") or []) if self.state is not None else []

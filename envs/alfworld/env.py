@@ -48,35 +48,49 @@ def _natural(name: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in _NUM_RE.split(name))
 
 
-def _article(name: str) -> str:
-    return f"an {name}" if name[:1] in "aeiou" else f"a {name}"
+def _listing(objects: list[str]) -> str:
+    """A list of objects as ALFWorld's observations write it: "a" for every article, ", and" before the last."""
+    items = [f"a {o}" for o in objects]
+    if not items:
+        return "nothing"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + ", and " + items[-1]
 
 
-def describe_initial_state(facts: list[Any]) -> list[str]:
-    """Plain statements of the full state: every receptacle, open or closed, its contents, lamps on or off."""
+def describe_initial_state(facts: list[Any], order: dict[str, str] | None = None) -> list[str]:
+    """The full initial state in the words of ALFWorld's own observations.
+
+    Each receptacle's line is the sentence the game prints when the player
+    sees it ("On the countertop 1, you see a candle 2, and a soapbar 1.", "The
+    cabinet 1 is closed. In it, you see a plunger 1."), its contents in the
+    order the game lists them (``order`` maps each name to the entity id the
+    game sorts by; by name without it). Predicting a first visit is then a copy
+    of the matching line, which a small transformer learns as an induction copy,
+    where a differently worded table asked it to rewrite while it copied.
+    Lamps' on/off state and what the player carries close the list.
+    """
     by_pred: dict[str, list[list[str]]] = {}
     for fact in facts:
         by_pred.setdefault(fact.name, []).append([a.name for a in fact.arguments])
+    key = (lambda n: order.get(n, n)) if order else _natural
     receptacles = sorted({a[0] for a in by_pred.get("receptacletype", [])}, key=_natural)
     openable = {a[0] for a in by_pred.get("openable", [])}
     opened = {a[0] for a in by_pred.get("opened", [])}
     toggled = {a[0] for a in by_pred.get("istoggled", [])} | {a[0] for a in by_pred.get("ison", [])}
-    toggleable = {a[0] for a in by_pred.get("toggleable", [])}
+    toggleable = sorted({a[0] for a in by_pred.get("toggleable", [])}, key=_natural)
     contents: dict[str, list[str]] = {}
     for obj, rec in by_pred.get("inreceptacle", []):
         contents.setdefault(rec, []).append(obj)
     held = [a[1] for a in by_pred.get("holds", [])]
 
-    def show(obj: str) -> str:
-        return _article(obj) + (f" ({'on' if obj in toggled else 'off'})" if obj in toggleable else "")
-
     lines = []
     for rec in receptacles:
-        state = (" (open)" if rec in opened else " (closed)") if rec in openable else ""
-        inside = sorted(contents.get(rec, []), key=_natural)
-        listing = ", ".join(show(o) for o in inside) if inside else "nothing"
-        lines.append(f"{rec}{state}: {listing}.")
-    lines.append(f"You carry: {', '.join(map(_article, held))}." if held else "You carry nothing.")
+        listing = _listing(sorted(contents.get(rec, []), key=key))
+        if rec in openable:
+            lines.append(f"The {rec} is {'open' if rec in opened else 'closed'}. In it, you see {listing}.")
+        else:
+            lines.append(f"On the {rec}, you see {listing}.")
+    lines += [f"The {obj} is {'on' if obj in toggled else 'off'}." for obj in toggleable]
+    lines.append(f"You carry: {_listing(held)}." if held else "You carry nothing.")
     return lines
 
 
@@ -84,6 +98,7 @@ class ALFWorldEnv(TextEnv):
     """ALFWorld text games (see module docstring)."""
 
     splits = ("train", "valid_seen", "valid_unseen")
+    context_version = 2  # 2: the initial state in the words of the game's observations
 
     def __init__(self, split: str | None = None, render_mode: str | None = None):
         super().__init__(split=split, render_mode=render_mode)
@@ -122,7 +137,7 @@ class ALFWorldEnv(TextEnv):
         observation = clean_observation(state.feedback)
         match = _TASK_RE.search(observation)
         task = match.group(1).strip() if match else ""
-        context = format_init_context(task, describe_initial_state(state["facts"]), observation)
+        context = format_init_context(task, describe_initial_state(state["facts"], self._engine.entity_ids()), observation)
         traj = json.loads((path.parent / "traj_data.json").read_text())
         return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}", init_context=context,
                            admissible_commands=list(state["admissible_commands"]),

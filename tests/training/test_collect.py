@@ -34,6 +34,31 @@ def test_policies_by_name():
         make_policy("noisy-expert:3")
 
 
+def test_explore_tries_every_move_and_open_once_before_anything_else():
+    """In ALFWorld the explore policy goes to every receptacle, opening each closed one it stands at, never
+    twice, before it falls back to random play."""
+    import gymnasium as gym
+
+    env = gym.make("ALFWorld-v0", max_episode_steps=200)
+    obs, info = env.reset(seed=0, options={"game": 0, "split": "train"})
+    policy = make_policy("explore", seed=0)
+    receptacles = {c for c in info["admissible_commands"] if c.startswith("go to ")}
+    tried: list[str] = []
+    for _ in range(150):
+        untried = [c for c in info["admissible_commands"] if c not in tried]
+        fresh = [c for c in untried if c.startswith("open ")] or [c for c in untried if c.startswith("go ")]
+        action = policy(env, obs, info)
+        if not fresh:
+            break
+        assert action in fresh  # opens what is here before it moves on
+        tried.append(action)
+        obs, _, _, _, info = env.step(action)
+    env.close()
+    opened = {a[len("open "):] for a in tried if a.startswith("open ")}
+    assert not fresh and receptacles <= set(tried) and {"cabinet 1", "cabinet 2"} <= opened
+    assert policy.name == "explore"
+
+
 def _count_lines(path) -> int:
     try:
         with open(path, "rb") as f:

@@ -62,3 +62,16 @@ def test_recipe_for_rejects_twins_and_unknown_ids():
         default.recipe_for("NoSuchEnv-v0")
     generic = default.recipe_for("SciWorld-v0") if "SciWorld-v0" in gym.registry else None
     assert generic is None or generic.env == "SciWorld-v0"
+
+
+def test_a_new_init_context_wording_means_new_data_and_a_new_twin(monkeypatch):
+    """Bumping an env's ``context_version`` moves its default to another data folder and recipe key, so
+    episodes worded the old way are neither reused nor the twin trained on them kept."""
+    from wmgym.envs.textworld_env import TextWorldEnv
+
+    key, paths = default.recipe_for("TextWorld-v0").key(), default.data_paths("TextWorld-v0")
+    monkeypatch.setattr(TextWorldEnv, "context_version", 2)
+    assert default.recipe_for("TextWorld-v0").key() != key
+    assert default.data_paths("TextWorld-v0")[0].parent != paths[0].parent
+    monkeypatch.setattr(TextWorldEnv, "context_version", 1)
+    assert (default.recipe_for("TextWorld-v0").key(), default.data_paths("TextWorld-v0")) == (key, paths)
