@@ -90,21 +90,13 @@ def describe_models(names: dict[str, str | None], backend: str) -> dict[str, str
     return {env: f"{name or default_model_dir(env)} ({backend})" for env, name in names.items()}
 
 
-def env_class(env_id: str) -> type:
-    """The class a registered id makes (without making an env)."""
-    import importlib
-
-    import gymnasium as gym
-
-    module, _, name = str(gym.spec(env_id).entry_point).partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def heldout_split(env_id: str, split: str | None = None) -> str:
     """The held-out split benchmarks use: ``split`` if given, else ``test``, else ``valid_unseen``
     (ALFWorld's out-of-distribution split, its usual test set), else the env's last split."""
     if split is not None:
         return split
+    from wmgym.envs import env_class
+
     splits = getattr(env_class(env_id), "splits", ("test",))
     for candidate in ("test", "valid_unseen"):
         if candidate in splits:

@@ -40,9 +40,17 @@ def register_envs() -> None:
                   real_id=real_id)
 
 
+def env_class(env_id: str) -> type:
+    """The class a registered id makes, imported without making an env (for its class attributes)."""
+    import importlib
+
+    module, _, name = str(gym.spec(env_id).entry_point).partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def registered_ids() -> list[str]:
     """All ids wmgym registers, sorted."""
     return sorted(ENV_DESCRIPTIONS)
 
 
-__all__ = ["EngineReset", "EngineStep", "TextEnv", "register_envs", "registered_ids", "ENV_DESCRIPTIONS"]
+__all__ = ["EngineReset", "EngineStep", "TextEnv", "register_envs", "registered_ids", "env_class", "ENV_DESCRIPTIONS"]

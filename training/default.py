@@ -55,7 +55,7 @@ class DefaultRecipe:
 def _context_stamp(env: str) -> dict[str, int]:
     """``{"context_version": n}`` of an env whose init_context wording has changed (nothing for version 1,
     so the hashes of envs whose wording never changed stay the same)."""
-    from wmgym.benchmarks.twins import env_class
+    from wmgym.envs import env_class
 
     version = getattr(env_class(env), "context_version", 1)
     return {"context_version": version} if version != 1 else {}
