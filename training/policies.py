@@ -74,8 +74,8 @@ class ExplorePolicy:
     """A searcher: an untried admissible ``open ...`` (look inside what is here first), else an untried
     move (``go ...``), else a random admissible command.
 
-    It sees every place and container of a game, which the expert visits only where its plan leads: the
-    twin learns what each first visit shows (the lookup of the initial state), from the real engine.
+    It sees every place and container of a game, which the expert visits only where its plan leads: data
+    on what each first visit shows (the lookup of the initial state), from the real engine.
     """
 
     name = "explore"

@@ -63,9 +63,9 @@ def describe_initial_state(facts: list[Any], order: dict[str, str] | None = None
     sees it ("On the countertop 1, you see a candle 2, and a soapbar 1.", "The
     cabinet 1 is closed. In it, you see a plunger 1."), its contents in the
     order the game lists them (``order`` maps each name to the entity id the
-    game sorts by; by name without it). Predicting a first visit is then a copy
-    of the matching line, which a small transformer learns as an induction copy,
-    where a differently worded table asked it to rewrite while it copied.
+    game sorts by; by name without it). Predicting a first visit is then a plain
+    copy of the matching line, not a rewrite of a differently worded table (the
+    tiny CPU default still does not learn that lookup: see the README).
     Lamps' on/off state and what the player carries close the list.
     """
     by_pred: dict[str, list[list[str]]] = {}
@@ -137,7 +137,8 @@ class ALFWorldEnv(TextEnv):
         observation = clean_observation(state.feedback)
         match = _TASK_RE.search(observation)
         task = match.group(1).strip() if match else ""
-        context = format_init_context(task, describe_initial_state(state["facts"], self._engine.entity_ids()), observation)
+        lines = describe_initial_state(state["facts"], self._engine.entity_ids())
+        context = format_init_context(task, lines, observation)
         traj = json.loads((path.parent / "traj_data.json").read_text())
         return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}", init_context=context,
                            admissible_commands=list(state["admissible_commands"]),
