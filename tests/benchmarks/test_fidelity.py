@@ -21,6 +21,14 @@ def test_fidelity_scores_a_model_on_gold_episodes(tmp_path, trained_textworld_mo
     n_steps = sum(len(e.steps) for e in textworld_expert_episodes)
     assert tw["steps"] == n_steps and tw["episodes"] == 2
     assert sum(v["steps"] for v in tw["per_step"].values()) == n_steps
+    # Per action verb: every step counted once, under the verb of its gold action.
+    verbs = {}
+    for e in textworld_expert_episodes:
+        for st in e.steps:
+            verbs[st.action.split()[0]] = verbs.get(st.action.split()[0], 0) + 1
+    assert {a: v["steps"] for a, v in tw["per_action"].items()} == verbs
+    assert sum(v["exact"] for v in tw["per_action"].values()) == tw["exact"]
+    assert "### TextWorld-v0 by action" in (out / "report.md").read_text()
     # The model memorised these episodes: most predictions, markers included, are exact.
     assert tw["em"] >= 0.5 and tw["f1"] >= tw["em"]
     assert tw["published_7b_em"] == 70.60
@@ -37,6 +45,20 @@ def test_fidelity_of_an_untrained_model_is_low_and_flags_parse_errors(tmp_path, 
     tw = check_run_folder(bench.path, "fidelity")["results"]["envs"]["TextWorld-v0"]
     assert tw["em"] == 0.0 and tw["parse_errors"] == tw["steps"]  # 8 tokens never end a turn
     assert "first mismatches" in (bench.path / "report.md").read_text()
+
+
+def test_summary_groups_steps_by_action_verb_most_frequent_first():
+    from wmgym.benchmarks.fidelity import StepScore, action_kind, summarise
+
+    def score(action, em):
+        return StepScore("ALFWorld-v0", "expert", "g", 1, action, em, float(em), None, "p", "g")
+
+    s = summarise([score("go to desk 1", False), score("go to bed 1", True), score("Take pen 1 from desk 1", True),
+                   score("go to shelf 2", False)])
+    assert list(s["per_action"]) == ["go", "take"]
+    assert s["per_action"]["go"]["steps"] == 3 and s["per_action"]["go"]["exact"] == 1
+    assert s["per_action"]["take"]["em"] == 1.0
+    assert action_kind("  ") == "(empty)"
 
 
 def test_fidelity_config_errors_name_the_bad_value():
