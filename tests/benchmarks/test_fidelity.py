@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from bench_checks import check_run_folder
@@ -22,10 +24,7 @@ def test_fidelity_scores_a_model_on_gold_episodes(tmp_path, trained_textworld_mo
     assert tw["steps"] == n_steps and tw["episodes"] == 2
     assert sum(v["steps"] for v in tw["per_step"].values()) == n_steps
     # Per action verb: every step counted once, under the verb of its gold action.
-    verbs = {}
-    for e in textworld_expert_episodes:
-        for st in e.steps:
-            verbs[st.action.split()[0]] = verbs.get(st.action.split()[0], 0) + 1
+    verbs = Counter(st.action.split()[0] for e in textworld_expert_episodes for st in e.steps)
     assert {a: v["steps"] for a, v in tw["per_action"].items()} == verbs
     assert sum(v["exact"] for v in tw["per_action"].values()) == tw["exact"]
     assert "### TextWorld-v0 by action" in (out / "report.md").read_text()
