@@ -133,10 +133,11 @@ def summarise(scores: list[StepScore]) -> dict[str, Any]:
         by_policy[r.policy].append(r)
         by_step[r.step].append(r)
         by_action[action_kind(r.action)].append(r)
+    most_frequent_first = sorted(by_action.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     return {**block(scores), "episodes": len({(r.policy, r.game_id) for r in scores}),
             "per_policy": {p: block(rows) for p, rows in sorted(by_policy.items())},
             "per_step": {str(s): block(rows) for s, rows in sorted(by_step.items())},
-            "per_action": {a: block(rows) for a, rows in sorted(by_action.items(), key=lambda kv: (-len(kv[1]), kv[0]))}}
+            "per_action": {a: block(rows) for a, rows in most_frequent_first}}
 
 
 def run(cfg: FidelityConfig, models: dict[str, Any], out: str | None = None, run_name: str | None = None,
