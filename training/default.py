@@ -71,9 +71,12 @@ _TINY_SFT = {"preset": "tiny", "curriculum": 0.3, "max_steps": 1600, "batch_toke
 
 #: The recipes, tuned for the quickstart budget on 2 CPU cores (see the README's training section): the same
 #: coverage and training for both envs, with each env's episode step limit.
+#: ALFWorld: numbered entities and the text between them as tokens, and an induction warm-up first, so the
+#: items of a receptacle are looked up in the initial state (held-out EM 53% -> 86% on the same data and steps).
+_ALFWORLD_SFT = {**_TINY_SFT, "preset": "tiny-phrases", "induction_warmup": 1500}
 RECIPES: dict[str, DefaultRecipe] = {
-    env: DefaultRecipe(env=env, train=list(_COVERAGE_TRAIN), test=list(_COVERAGE_TEST), sft=dict(_TINY_SFT), max_steps=max_steps)
-    for env, max_steps in (("TextWorld-v0", 20), ("ALFWorld-v0", 30))
+    env: DefaultRecipe(env=env, train=list(_COVERAGE_TRAIN), test=list(_COVERAGE_TEST), sft=dict(sft), max_steps=max_steps)
+    for env, max_steps, sft in (("TextWorld-v0", 20, _TINY_SFT), ("ALFWorld-v0", 30, _ALFWORLD_SFT))
 }
 #: Recipe for an env without a tuned one.
 GENERIC = {"train": _COVERAGE_TRAIN, "test": _COVERAGE_TEST, "sft": _TINY_SFT}

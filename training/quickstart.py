@@ -53,6 +53,8 @@ def _train_in_parallel(envs: list[str], force: bool, workers: int) -> dict[str, 
                 except (OSError, ValueError):
                     p = None
                 if p:
+                    bars[env].set_description(f"training {env}" + (f" ({p['phase']})" if p.get("phase") else ""),
+                                              refresh=False)
                     bars[env].total = p["max_steps"]
                     bars[env].n = p["step"]
                     post = {"loss": f"{p['loss']:.3f}"} if p.get("loss") is not None else {}

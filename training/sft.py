@@ -87,6 +87,10 @@ class SFTConfig:
     curriculum_all_tokens: bool = False
     """In the curriculum phase every token is a label, actions included (a continued-pretraining stage on the
     env's text, as in Qwen-AgentWorld's CPT -> SFT); the SFT phase after it keeps labels on observations only."""
+    induction_warmup: int = 0
+    """--model tiny: before SFT, train up to this many steps on a synthetic copying task (stopping early once the
+    model copies 95% right), so content-based induction heads exist before the chats are seen (see
+    ``tiny.induction_warmup``). The warmed-up weights are saved in OUT/init, so a resumed run does not redo it."""
     attn_only: float = 0.0
     """Fraction of the steps trained with the MLPs off (zero, frozen output projection), so attention learns
     to copy before MLPs learn n-gram shortcuts (Llama-style models)."""
@@ -137,6 +141,10 @@ class SFTConfig:
         if not 0 <= self.curriculum_prefix < 1 - self.curriculum or self.prefix_turns < 1:
             raise ValueError(f"curriculum_prefix must be in [0, 1 - curriculum) and prefix_turns >= 1, got "
                              f"{self.curriculum_prefix} and {self.prefix_turns}")
+        if self.induction_warmup < 0:
+            raise ValueError(f"induction_warmup must be >= 0 steps, got {self.induction_warmup}")
+        if self.induction_warmup and self.model != "tiny":
+            raise ValueError("--induction-warmup trains a fresh --model tiny; a pretrained model already copies")
         if not 0 <= self.attn_only < 1:
             raise ValueError(f"attn_only must be a fraction of the steps in [0, 1), got {self.attn_only}")
         if not 0 <= self.eval_fraction < 1:
@@ -267,7 +275,10 @@ def load_model(cfg: SFTConfig, train_episodes: list) -> tuple[Any, Any]:
 
             tokenizer = tiny.train_tokenizer(tiny.chat_texts(m for _, m in episode_chats(train_episodes)), preset)
             tiny.save_tokenizer(tokenizer, out / "init")
-        return tiny.build_model(tokenizer, preset, seed=cfg.seed), tokenizer
+        model = tiny.build_model(tokenizer, preset, seed=cfg.seed)
+        if cfg.induction_warmup:
+            warm_up(model, tokenizer, cfg, out / "init")
+        return model, tokenizer
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -289,6 +300,37 @@ def load_model(cfg: SFTConfig, train_episodes: list) -> tuple[Any, Any]:
                                                  lora_dropout=cfg.lora_dropout, target_modules=targets,
                                                  task_type="CAUSAL_LM"))
     return model, tokenizer
+
+
+def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path) -> dict[str, Any]:
+    """Run (or, when ``init`` holds its result, load) the induction warm-up of a fresh tiny model."""
+    from wmgym.training import tiny
+
+    done = init / "warmup.json"
+    if done.exists() and (init / "model.safetensors").exists():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(init / "model.safetensors"), strict=False)  # tied lm_head is not stored
+        model.tie_weights()
+        stats = json.loads(done.read_text())
+        print(f"induction warm-up: reusing {init} ({stats['steps']} steps, copy accuracy {stats['accuracy']:.2f})")
+        return stats
+    progress_file = Path(cfg.out) / "progress.json"
+
+    def report(step: int, loss: float, accuracy: float) -> None:  # what the quickstart's bars show
+        if step % 10 == 0:
+            tmp = progress_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"phase": "induction warm-up", "step": step, "loss": loss,
+                                       "max_steps": cfg.induction_warmup, "copy_accuracy": accuracy}))
+            os.replace(tmp, progress_file)
+
+    stats = tiny.induction_warmup(model, tokenizer, cfg.induction_warmup, seed=cfg.seed, progress=cfg.progress,
+                                  on_step=report)
+    print(f"induction warm-up: {stats['steps']} steps, copy accuracy {stats['accuracy']:.2f}, "
+          f"{stats['seconds']:.0f} s")
+    model.save_pretrained(init, safe_serialization=True)
+    done.write_text(json.dumps(stats))  # written last: its presence means the weights beside it are complete
+    return stats
 
 
 def bf16_supported() -> bool:
@@ -428,6 +470,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         "train_loss": result.training_loss, "eval_loss": final.get("eval_loss"), "eval_em": final.get("eval_em"),
         "eval_em_per_env": {k[len("eval_em_"):]: v for k, v in final.items() if k.startswith("eval_em_")},
         "train_tokens_per_epoch": tstats["tokens"], "resumed_from": resume,
+        "induction_warmup": (json.loads((Path(cfg.out) / "init" / "warmup.json").read_text())
+                             if cfg.induction_warmup else None),
         "tokens_seen_this_run": int(trainer.state.num_input_tokens_seen or 0),
         "wall_s": wall, "cpu_s": cpu, "data": cfg.data, "mix": report.weights if report else None,
         "eval_history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],

@@ -15,6 +15,26 @@ the pre-tokenizer cuts words (with their leading space) and single digits, and
 the BPE vocabulary is large enough that every word the data uses more than
 once is one token. Unseen words still encode, byte by byte (byte-level BPE),
 so any text round-trips exactly.
+
+The ``tiny-phrases`` preset cuts further ("entity-phrases"): a numbered entity ("countertop 1")
+is one piece and the text between two entities (", you see a") is another, so
+"On the countertop 1, you see a candle 2, a candle 1." becomes
+``On the | countertop 1 | , you see a | candle 2 | , a | candle 1 | .`` and
+every item of a listed receptacle sits at the same offset behind its key: the
+entity two tokens back. Looking that up in the initial state is one induction
+head that matches on the previous tokens, where word pieces put the key three
+to nine tokens back depending on the sentence.
+
+Why the induction warm-up (``induction_warmup``): heads that look a token up by
+its *content* (find where this token occurred before, copy what followed) form
+late and suddenly; on world-model chats, where those lookups are a few percent
+of the supervised tokens, they had not formed after 6M tokens and the twin
+memorised its training scenes instead (ALFWorld train items 70-87% right,
+held-out 10-18%). On a dense synthetic copying task (a random prefix, then
+chunks of it copied from random places, so no fixed offset solves it) the same
+model forms them after ~600 steps (~4 minutes on one core); SFT then starts
+from a model that already copies, and the lookups into the initial state are
+learnt in its first few hundred steps.
 """
 
 from __future__ import annotations
@@ -41,6 +61,11 @@ PRETOKENIZE_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N
 #: The same, but a word followed by a number stays one piece ("apple 1", "drawer 12"), so an entity
 #: name can become one token.
 ENTITY_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+ \p{N}+(?!\p{L})| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+_ENTITY = r"[^\S\n]?\p{L}+ \p{N}+(?!\p{L})"
+#: Numbered entities, and the text of a line between them, as pieces ("On the| countertop 1|, you see a| candle 2").
+ENTITY_PHRASE_REGEX = rf"""\n+|{_ENTITY}|(?:(?!{_ENTITY})[^\n])+"""
+#: Pre-tokenizers of ``TinyPreset.pretokenizer``.
+PRETOKENIZERS = {"words": PRETOKENIZE_REGEX, "entities": ENTITY_REGEX, "entity-phrases": ENTITY_PHRASE_REGEX}
 
 
 @dataclasses.dataclass
@@ -63,8 +88,10 @@ class TinyPreset:
     """Longest chat (in tokens) the RoPE table is built for."""
     rope_theta: float = 10000.0
     """RoPE base."""
-    entity_tokens: bool = True
-    """Keep "word number" together ("apple 1") so a numbered entity can be a single token."""
+    pretokenizer: str = "entities"
+    """How text is cut before BPE merges (see the module doc): ``words`` (words, digits, punctuation),
+    ``entities`` (the same, but "apple 1" stays one piece) or ``entity-phrases`` (numbered entities and the text
+    between them)."""
     copy_init: bool = False
     """Initialise every attention layer's output projection as the transpose of its (orthogonal) value
     projection, so attending to a token writes that token back: heads copy from the start and only have to
@@ -73,6 +100,8 @@ class TinyPreset:
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}")
+        if self.pretokenizer not in PRETOKENIZERS:
+            raise ValueError(f"unknown pretokenizer {self.pretokenizer!r}; valid: {sorted(PRETOKENIZERS)}")
         if self.vocab_size < 300:
             raise ValueError(f"vocab_size={self.vocab_size} must be >= 300 (256 bytes + special tokens + merges)")
 
@@ -82,6 +111,8 @@ class TinyPreset:
 #: ones (~6k and ~3k tokens/s) on held-out ALFWorld EM, and even matched them step for step.
 PRESETS: dict[str, TinyPreset] = {
     "tiny": TinyPreset(),
+    # The ALFWorld default: items sit two tokens behind their receptacle (train it with --induction-warmup).
+    "tiny-phrases": TinyPreset(pretokenizer="entity-phrases"),
     "tiny-s": TinyPreset(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=256),
     "tiny-m": TinyPreset(hidden_size=256, num_layers=4, num_heads=8, intermediate_size=704),
     "tiny-l": TinyPreset(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1024),
@@ -103,7 +134,7 @@ def train_tokenizer(texts: Iterable[str], preset: TinyPreset | None = None):
     preset = preset or TinyPreset()
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(ENTITY_REGEX if preset.entity_tokens else PRETOKENIZE_REGEX), behavior="isolated"),
+        pre_tokenizers.Split(Regex(PRETOKENIZERS[preset.pretokenizer]), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
@@ -214,3 +245,70 @@ def save_pretrained(model: Any, tokenizer: Any, out: str | Path, extra: dict[str
     if extra is not None:
         (out / "wmgym.json").write_text(json.dumps(extra, indent=2, sort_keys=True))
     return out
+
+
+def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy: float = 0.95, batch_size: int = 32,
+                     prefix: int = 64, chunk: int = 12, chunks: int = 6, lr: float = 3e-3, seed: int = 0,
+                     progress: bool = False, on_step: Any = None) -> dict[str, Any]:
+    """Train ``model`` on a synthetic copying task until its copy accuracy reaches ``target_accuracy``.
+
+    Each sequence is ``prefix`` distinct random tokens of the vocabulary, then
+    ``chunks`` runs of ``chunk`` tokens copied from random places of the prefix;
+    every copied token after a run's first is a label. Only a head that finds
+    the current token earlier in the sequence and copies its successor solves
+    it (a run starts at a random offset), so this is where content-based
+    induction heads form, ~600 steps for the tiny preset (see the module doc).
+    Stops at ``max_steps`` or once the running accuracy reaches the target;
+    returns ``{"steps", "accuracy", "loss", "seconds"}``. ``on_step(step, loss, accuracy)`` is called after
+    every step.
+    """
+    import time
+
+    import torch
+
+    special = set(tokenizer.all_special_ids)
+    pool = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
+    if len(pool) < prefix:
+        raise ValueError(f"the vocabulary has {len(pool)} tokens; the warm-up needs at least prefix={prefix}")
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    device = next(model.parameters()).device
+    model.train()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_steps, desc="induction warm-up", unit="step")
+    t0, acc, loss, step = time.time(), 0.0, float("nan"), 0
+    while step < max_steps and acc < target_accuracy:
+        ids, labels = [], []
+        for _ in range(batch_size):
+            x = pool[torch.randperm(len(pool), generator=g)[:prefix]]
+            seq, lab = [x], [torch.full((prefix,), -100)]
+            for _ in range(chunks):
+                start = int(torch.randint(0, prefix - chunk + 1, (1,), generator=g))
+                run = x[start:start + chunk]
+                seq.append(run)
+                lab.append(torch.cat([torch.tensor([-100]), run[1:]]))
+            ids.append(torch.cat(seq))
+            labels.append(torch.cat(lab))
+        ids, labels = torch.stack(ids).to(device), torch.stack(labels).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = model(input_ids=ids, labels=labels)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        keep = labels[:, 1:] != -100
+        batch_acc = (out.logits[:, :-1].argmax(-1) == labels[:, 1:])[keep].float().mean().item()
+        acc = batch_acc if step == 0 else 0.9 * acc + 0.1 * batch_acc  # running mean: one lucky batch does not stop it
+        loss, step = out.loss.item(), step + 1
+        if on_step is not None:
+            on_step(step, loss, acc)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", copy_acc=f"{acc:.2f}")
+    if bar is not None:
+        bar.close()
+    opt.zero_grad(set_to_none=True)
+    return {"steps": step, "accuracy": acc, "loss": loss, "seconds": time.time() - t0}

@@ -1,0 +1,82 @@
+"""The tiny preset's tokenizers and the induction warm-up that lets it copy out of the initial state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wmgym.training import tiny
+
+ALF_LINES = [
+    "- On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.",
+    "- On the toilet 1, you see a soapbar 2, a spraybottle 1, and a toiletpaper 1.",
+    "- The cabinet 1 is closed. In it, you see a tissuebox 1.",
+    "You arrive at countertop 1. On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.",
+    "You pick up the candle 2 from the countertop 1.",
+]
+
+
+def _pieces(tok, text: str) -> list[str]:
+    return [tok.decode([i]) for i in tok(text)["input_ids"]]
+
+
+def test_entity_phrases_put_every_listed_item_two_tokens_behind_its_key():
+    tok = tiny.train_tokenizer(ALF_LINES * 3, tiny.get_preset("tiny-phrases"))
+    assert _pieces(tok, "On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.") == [
+        "On the", " countertop 1", ", you see a", " candle 2", ", a", " candle 1", ", and a", " soapbar 1", "."]
+    # the word preset cuts the same sentence into words: the receptacle is 5 tokens before the first item
+    words = _pieces(tiny.train_tokenizer(ALF_LINES * 3, tiny.get_preset("tiny")), "On the countertop 1, you see a candle 2")
+    assert words[words.index(" candle 2") - 5] == " countertop 1"
+    # anything still round-trips, unseen words and entities included
+    for text in ("The fridge 12 is open. In it, you see a zebra 7.\n\n- Ünïcode 3, tabs\tand  spaces", ""):
+        assert tok.decode(tok(text)["input_ids"]) == text
+
+
+def test_unknown_pretokenizer_is_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="entity-phrases"):
+        tiny.TinyPreset(pretokenizer="bytes")
+
+
+def test_induction_warmup_teaches_a_fresh_model_to_copy():
+    """The phase change happens: copy accuracy on the synthetic task goes from chance to the target."""
+    import torch
+
+    torch.set_num_threads(1)
+    tok = tiny.train_tokenizer([f"word{i} thing{i}" for i in range(300)], tiny.TinyPreset(vocab_size=600))
+    model = tiny.build_model(tok, tiny.get_preset("tiny-s"))
+    seen = []
+    stats = tiny.induction_warmup(model, tok, max_steps=1500, target_accuracy=0.9, batch_size=16, prefix=24,
+                                  chunk=8, chunks=4, on_step=lambda step, loss, acc: seen.append(acc))
+    assert seen[0] < 0.1, "a fresh model copies by chance only"
+    assert stats["accuracy"] >= 0.9 and stats["steps"] < 1500, stats
+    assert stats["steps"] == len(seen)
+
+
+def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, capsys):
+    """``--induction-warmup``: the warm-up runs once before SFT; a rerun in the same OUT loads its weights."""
+    from wmgym.training.sft import SFTConfig, train
+    from wmgym.training.trajectories import Episode, Step, TrajectoryWriter
+
+    data = tmp_path / "alf.jsonl"
+    with TrajectoryWriter(data) as w:
+        for i in range(6):
+            steps = [Step(action="go to countertop 1", observation=ALF_LINES[3], reward=0.0, terminated=False,
+                          truncated=False, action_valid=True),
+                     Step(action="take candle 2 from countertop 1", observation=ALF_LINES[4], reward=0.0,
+                          terminated=False, truncated=False, action_valid=True)]
+            w.write(Episode(env_id="ALFWorld-v0", game_id=f"train/{i}", seed=i, split="train", policy="expert",
+                            init_context="\n".join(ALF_LINES[:3]), task="put a candle in cabinet",
+                            initial_observation="You are in the middle of a room.", steps=steps, won=False, index=i))
+    cfg = dict(data=[str(data)], out=str(tmp_path / "run"), preset="tiny-phrases", induction_warmup=5, max_steps=2,
+               eval_fraction=0, progress=False, batch_tokens=512, save_steps=1, logging_steps=1, lr=3e-3)
+    first = train(SFTConfig(**cfg))
+    assert first["induction_warmup"]["steps"] == 5
+    assert (tmp_path / "run" / "init" / "warmup.json").exists()
+    assert json.loads((tmp_path / "run" / "wmgym.json").read_text())["sft"]["induction_warmup"]["steps"] == 5
+    capsys.readouterr()
+    again = train(SFTConfig(**cfg))  # resumes in the same OUT: the warm-up is loaded, not run again
+    assert "induction warm-up: reusing" in capsys.readouterr().out
+    assert again["induction_warmup"] == first["induction_warmup"]
+    with pytest.raises(ValueError, match="tiny"):
+        SFTConfig(**{**cfg, "model": str(tmp_path / "run")})
