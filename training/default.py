@@ -75,7 +75,8 @@ _TINY_SFT = {"preset": "tiny", "curriculum": 0.3, "max_steps": 1600, "batch_toke
 #: items of a receptacle are looked up in the initial state (held-out EM 53% -> 86% on the same data and steps).
 _ALFWORLD_SFT = {**_TINY_SFT, "preset": "tiny-phrases", "induction_warmup": 1500}
 RECIPES: dict[str, DefaultRecipe] = {
-    env: DefaultRecipe(env=env, train=list(_COVERAGE_TRAIN), test=list(_COVERAGE_TEST), sft=dict(sft), max_steps=max_steps)
+    env: DefaultRecipe(env=env, train=list(_COVERAGE_TRAIN), test=list(_COVERAGE_TEST), sft=dict(sft),
+                       max_steps=max_steps)
     for env, max_steps, sft in (("TextWorld-v0", 20, _TINY_SFT), ("ALFWorld-v0", 30, _ALFWORLD_SFT))
 }
 #: Recipe for an env without a tuned one.

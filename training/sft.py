@@ -310,19 +310,20 @@ def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path) -> dict[str,
     if done.exists() and (init / "model.safetensors").exists():
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(init / "model.safetensors"), strict=False)  # tied lm_head is not stored
+        missing, unexpected = model.load_state_dict(load_file(init / "model.safetensors"), strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:  # the tied lm_head is the only weight not stored
+            raise ValueError(f"{init} does not hold this run's tiny model (missing {missing}, unexpected "
+                             f"{unexpected}); delete {cfg.out} to start over")
         model.tie_weights()
         stats = json.loads(done.read_text())
         print(f"induction warm-up: reusing {init} ({stats['steps']} steps, copy accuracy {stats['accuracy']:.2f})")
         return stats
-    progress_file = Path(cfg.out) / "progress.json"
+    from wmgym.training.sft_callbacks import write_progress
 
     def report(step: int, loss: float, accuracy: float) -> None:  # what the quickstart's bars show
         if step % 10 == 0:
-            tmp = progress_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"phase": "induction warm-up", "step": step, "loss": loss,
-                                       "max_steps": cfg.induction_warmup, "copy_accuracy": accuracy}))
-            os.replace(tmp, progress_file)
+            write_progress(cfg.out, {"phase": "induction warm-up", "step": step, "loss": loss,
+                                     "max_steps": cfg.induction_warmup, "copy_accuracy": accuracy})
 
     stats = tiny.induction_warmup(model, tokenizer, cfg.induction_warmup, seed=cfg.seed, progress=cfg.progress,
                                   on_step=report)

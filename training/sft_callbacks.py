@@ -8,11 +8,17 @@ from pathlib import Path
 from typing import Any
 
 
+def write_progress(out: str | Path, progress: dict[str, Any]) -> None:
+    """Replace ``OUT/progress.json`` atomically (a reader never sees half a file)."""
+    path = Path(out) / "progress.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(progress))
+    os.replace(tmp, path)
+
+
 def progress_callback(out: str | Path):
     """A callback keeping ``OUT/progress.json`` up to date (step, max_steps, loss, held-out EM)."""
     from transformers import TrainerCallback
-
-    path = Path(out) / "progress.json"
 
     class ProgressFile(TrainerCallback):
         """Writes step, loss and held-out EM to OUT/progress.json (what the quickstart's bars show)."""
@@ -24,9 +30,7 @@ def progress_callback(out: str | Path):
             if not state.is_world_process_zero:
                 return
             self.last.update({"step": state.global_step, "max_steps": state.max_steps, **extra})
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.last))
-            os.replace(tmp, path)
+            write_progress(out, self.last)
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:

@@ -26,7 +26,8 @@ def test_entity_phrases_put_every_listed_item_two_tokens_behind_its_key():
     assert _pieces(tok, "On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.") == [
         "On the", " countertop 1", ", you see a", " candle 2", ", a", " candle 1", ", and a", " soapbar 1", "."]
     # the word preset cuts the same sentence into words: the receptacle is 5 tokens before the first item
-    words = _pieces(tiny.train_tokenizer(ALF_LINES * 3, tiny.get_preset("tiny")), "On the countertop 1, you see a candle 2")
+    word_tok = tiny.train_tokenizer(ALF_LINES * 3, tiny.get_preset("tiny"))
+    words = _pieces(word_tok, "On the countertop 1, you see a candle 2")
     assert words[words.index(" candle 2") - 5] == " countertop 1"
     # anything still round-trips, unseen words and entities included
     for text in ("The fridge 12 is open. In it, you see a zebra 7.\n\n- Ünïcode 3, tabs\tand  spaces", ""):
