@@ -21,6 +21,7 @@ state) and ``_engine_close()``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -54,17 +55,21 @@ class EngineStep:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def format_init_context(task: str, state: list[str], observation: str) -> str:
-    """The world model's system prompt: task, the hidden initial state as a list, the first observation.
+def format_init_context(task: str, state: list[str], observation: str,
+                        sections: Sequence[tuple[str, str]] = ()) -> str:
+    """The world model's system prompt: task, the hidden initial state as a list, then any further
+    ``(heading, text)`` sections of hidden state (room and thing texts, scoring), the first observation.
 
     Envs with a full initial-state description share this layout so the twins
     of different envs read one format (and mixed training sees one schema).
     """
+    extra = [part for heading, text in sections for part in ("", heading, text)]
     return "\n".join([
         f"Task: {task}",
         "",
         "Initial state (hidden from the player):",
         *(f"- {line}" for line in state),
+        *extra,
         "",
         "First observation:",
         observation,

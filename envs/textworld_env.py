@@ -30,7 +30,7 @@ import warnings
 from typing import Any
 
 from wmgym.envs.base import EngineReset, EngineStep, TextEnv, format_init_context
-from wmgym.envs import textworld_games
+from wmgym.envs import textworld_context, textworld_games
 
 _ART_CHARS = set(" _|\\/$<>")
 _PROMPT_RE = re.compile(r"\n>[^\n]*$")
@@ -97,6 +97,8 @@ class TextWorldEnv(TextEnv):
     """TextWorld games compiled locally (see module docstring)."""
 
     splits = ("train", "test")
+    #: 2: every room and thing as the game shows it at the start, and the scoring (textworld_context).
+    context_version = 2
     blocked_commands = frozenset({
         "quit", "q", "restart", "restore", "save", "undo", "script", "unscript", "transcript",
         "noscript", "verbose", "brief", "superbrief", "notify", "version", "again", "g",
@@ -127,7 +129,8 @@ class TextWorldEnv(TextEnv):
         self._state, self._score = state, state.score or 0
         observation = clean_feedback(state.feedback)
         task = (state.objective or "").strip()
-        context = format_init_context(task, describe_facts(state.facts), observation)
+        context = format_init_context(task, describe_facts(state.facts), observation,
+                                      sections=textworld_context.sections(path.parent))
         return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}",
                            init_context=context, admissible_commands=list(state.admissible_commands or []),
                            extra={"max_score": state.max_score})
