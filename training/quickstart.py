@@ -29,7 +29,7 @@ def _train_in_parallel(envs: list[str], force: bool, workers: int) -> dict[str, 
 
     from wmgym.training.default import run_dir
 
-    procs, bars, logs = {}, {}, {}
+    procs, bars, logs, started = {}, {}, {}, {}
     pending = list(envs)
     position = 0
     codes: dict[str, int] = {}
@@ -42,12 +42,14 @@ def _train_in_parallel(envs: list[str], force: bool, workers: int) -> dict[str, 
             logs[env] = log
             cmd = [sys.executable, "-m", "wmgym.cli", "train", "default", "--env", env, "--workers", "1",
                    "--quiet", *(["--force"] if force else [])]
+            started[env] = time.time()
             procs[env] = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env_vars)
             bars[env] = tqdm(total=1, desc=f"training {env}", position=position, unit="step", leave=True)
             position += 1
         for env, proc in list(procs.items()):
             progress = run_dir(env) / "progress.json"
-            if progress.exists():
+            # A progress file from before this launch is an earlier run's (e.g. of a replaced recipe), not this one's.
+            if progress.exists() and progress.stat().st_mtime >= started[env] - 1:
                 try:
                     p = json.loads(progress.read_text())
                 except (OSError, ValueError):
