@@ -70,8 +70,9 @@ def test_a_new_init_context_wording_means_new_data_and_a_new_twin(monkeypatch):
     from wmgym.envs.textworld_env import TextWorldEnv
 
     key, paths = default.recipe_for("TextWorld-v0").key(), default.data_paths("TextWorld-v0")
-    monkeypatch.setattr(TextWorldEnv, "context_version", 2)
+    current = TextWorldEnv.context_version
+    monkeypatch.setattr(TextWorldEnv, "context_version", current + 1)
     assert default.recipe_for("TextWorld-v0").key() != key
     assert default.data_paths("TextWorld-v0")[0].parent != paths[0].parent
-    monkeypatch.setattr(TextWorldEnv, "context_version", 1)
+    monkeypatch.setattr(TextWorldEnv, "context_version", current)
     assert (default.recipe_for("TextWorld-v0").key(), default.data_paths("TextWorld-v0")) == (key, paths)
