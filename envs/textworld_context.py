@@ -26,6 +26,7 @@ for examined things.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ def _state(game: Any, source: str) -> _State:
             st.open.add(args[0])
         elif f.name == "locked":
             st.locked.add(args[0])
-        elif f.name in ("in", "on", "at") and args[0] not in ("P",):
+        elif f.name in ("in", "on", "at") and args[0] != "P":
             where[args[0]] = args[1]
     # Inform lists a holder's things in the order of the source's placement sentences.
     order = {m.group(1): i for i, m in enumerate(_PLACE_RE.finditer(source))}
@@ -184,13 +185,16 @@ def thing_text(thing: str, st: _State, game: Any) -> str:
     inside = st.contents.get(thing, [])
     if inside and (kind == "s" or (kind in _CONTAINERS and thing in st.open)):
         verb = "is" if len(inside) == 1 else "are"
-        text += f"\n\n{'On' if kind == 's' else 'In'} the {st.names[thing]} {verb} {inform_list([st.names[i] for i in inside])}."
+        listed = inform_list([st.names[i] for i in inside])
+        text += f"\n\n{'On' if kind == 's' else 'In'} the {st.names[thing]} {verb} {listed}."
     return _tidy(text)
 
 
-def sections(game_dir: Path) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=64)
+def sections(game_dir: Path) -> tuple[tuple[str, str], ...]:
     """The context sections of the game in ``game_dir``: every room as ``look`` shows it at the start
-    (sorted by name), every described thing as ``examine`` shows it (sorted by name), and the scoring."""
+    (sorted by name), every described thing as ``examine`` shows it (sorted by name), and the scoring.
+    Cached per game, so replaying a game does not parse its files again."""
     import textworld
 
     game = textworld.Game.load(str(game_dir / "game.json"))
@@ -198,12 +202,12 @@ def sections(game_dir: Path) -> list[tuple[str, str]]:
     rooms = sorted((k for k, v in game.infos.items() if v.type == "r"), key=lambda k: game.infos[k].name)
     things = sorted((k for k, v in game.infos.items() if v.type != "r" and v.name and v.desc),
                     key=lambda k: game.infos[k].name)
-    return [
+    return (
         ("Rooms (as look shows them at the start):", "\n\n".join(room_text(r, st, game) for r in rooms)),
         ("Things (as examine shows them at the start):",
          "\n".join(f"- {game.infos[t].name}: {thing_text(t, st, game)}" for t in things)),
         ("Scoring:", "\n".join(f"- {line}" for line in scoring(game))),
-    ]
+    )
 
 
 def _clause(prop: Any, names: dict[str, str]) -> str:

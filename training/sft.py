@@ -203,6 +203,8 @@ def schedule(examples: list[dict[str, Any]], phases: list[tuple[list[dict[str, A
         epoch = 0
         while len(out) < end:
             group = token_batches(ex, cfg.batch_tokens, cfg.seed + 1000 * (k + 1) + epoch)
+            if not group:
+                raise ValueError(f"curriculum phase {k + 1} has no example that fits max_length={cfg.max_length}")
             out.extend(group[i] for i in rng.permutation(len(group)))
             epoch += 1
         del out[end:]
@@ -425,6 +427,9 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         decoder = (model.get_base_model() if cfg.lora else model).get_decoder()
         decoder.forward = torch.compile(decoder.forward, dynamic=True)
     train_ex, tstats = build_examples(tokenizer, train_eps, cfg.max_length)
+    if not train_ex:
+        raise ValueError(f"no turn of the {tstats['chats']} training chats fits max_length={cfg.max_length} tokens "
+                         f"with its system prompt ({tstats['skipped_turns']} turns skipped); raise --max-length")
     eval_ex, _ = build_examples(tokenizer, held_eps, cfg.max_length) if held_eps else ([], {})
     accum = cfg.grad_accum
     steps_per_epoch = math.ceil(len(token_batches(train_ex, cfg.batch_tokens, cfg.seed)) / accum)

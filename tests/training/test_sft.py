@@ -111,7 +111,8 @@ def test_lora_on_a_local_pretrained_model_changes_its_weights(tw_file, tiny_mode
 
     out = tmp_path / "lora"
     args = ["train", "sft", "--data", tw_file, "--model", str(tiny_model_dir), "--lora", "--lora-r", "4",
-            "--out", str(out), "--max-steps", "3", "--eval-fraction", "0", "--batch-tokens", "2048", "--no-progress"]
+            "--out", str(out), "--max-steps", "3", "--eval-fraction", "0", "--batch-tokens", "4096",
+            "--max-length", "4096", "--no-progress"]
     assert main(args) == 0
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
     assert set(after) == set(before), "the merged model has the base model's tensors (no adapter leftovers)"
@@ -119,3 +120,12 @@ def test_lora_on_a_local_pretrained_model_changes_its_weights(tw_file, tiny_mode
     assert changed and all("proj" in k for k in changed)
     summary = json.loads((out / "sft_summary.json").read_text())
     assert summary["lora"] and summary["steps"] == 3
+
+
+def test_chats_that_do_not_fit_max_length_are_refused_not_looped_over(tw_file, tmp_path, capsys):
+    """When no turn fits ``max_length`` with its system prompt there is nothing to train on: a clear error
+    (it used to spin forever building an empty batch schedule)."""
+    from wmgym.cli import main
+
+    assert main([*_sft_args(tw_file, str(tmp_path / "run"), steps=2), "--max-length", "64"]) == 2
+    assert "fits max_length=64 tokens" in capsys.readouterr().err
