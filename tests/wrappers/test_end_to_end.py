@@ -45,7 +45,7 @@ def cooking_model(tmp_path_factory) -> str:
     chats = [episode_messages(e) for e in episodes]
     out = build_tiny_model(tmp_path_factory.mktemp("cooking-wm"), [m["content"] for c in chats for m in c],
                            vocab_size=1000, hidden_size=64, intermediate_size=128)
-    losses = fit_tiny_model(out, chats, steps=100, lr=1e-2)
+    losses = fit_tiny_model(out, chats, steps=200, lr=1e-2)  # the prompts hold every room and thing (context v2)
     assert losses[-1] < 0.05 < losses[0], f"the tiny model did not learn the episodes: {losses[0]} -> {losses[-1]}"
     return str(out)
 
@@ -91,7 +91,9 @@ def test_w2r_replays_the_twin_episode_in_the_real_game(cooking_model):
 
 
 #: The winning path with a command the model never saw inserted.
-DETOUR = [COOKING_WIN[0], "examine cookbook", *COOKING_WIN[1:]]
+#: A detour the memorised episodes never show and the prompt does not answer ("examine cookbook" is answered
+#: by the prompt since TextWorld's context version 2 lists every thing as examine shows it).
+DETOUR = [COOKING_WIN[0], "inventory", *COOKING_WIN[1:]]
 
 
 def test_anchoring_every_step_keeps_the_chat_real(cooking_model):
