@@ -37,6 +37,7 @@ def add_dataclass_args(p: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_text = docs.get(f.name, "") + ("" if default in (None, [], "") else f" (default: {default})")
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %: "95% right" printed a dict
         hint = hints[f.name]
         args = typing.get_args(hint)
         if hint is bool or (bool in args):

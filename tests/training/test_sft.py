@@ -129,3 +129,15 @@ def test_chats_that_do_not_fit_max_length_are_refused_not_looped_over(tw_file, t
 
     assert main([*_sft_args(tw_file, str(tmp_path / "run"), steps=2), "--max-length", "64"]) == 2
     assert "fits max_length=64 tokens" in capsys.readouterr().err
+
+
+def test_sft_help_prints_every_field_doc_as_written(capsys):
+    """Field docs become --help text; a '%' in one ("95% right") was read as a format and printed a dict."""
+    from wmgym.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["train", "sft", "--help"])
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "model copies 95% right" in out and "option_strings" not in out
+    assert "--list-warmup" in out
