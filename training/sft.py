@@ -91,6 +91,10 @@ class SFTConfig:
     """--model tiny: before SFT, train up to this many steps on a synthetic copying task (stopping early once the
     model copies 95% right), so content-based induction heads exist before the chats are seen (see
     ``tiny.induction_warmup``). The warmed-up weights are saved in OUT/init, so a resumed run does not redo it."""
+    list_warmup: int = 0
+    """With --induction-warmup: then up to this many steps of a second warm-up on lists, where the next item is
+    found by the item two tokens back, as a listed object follows its receptacle in ``tiny-phrases`` tokens (see
+    ``tiny.induction_warmup``; mixed into the first warm-up instead, the copying heads never formed)."""
     attn_only: float = 0.0
     """Fraction of the steps trained with the MLPs off (zero, frozen output projection), so attention learns
     to copy before MLPs learn n-gram shortcuts (Llama-style models)."""
@@ -143,6 +147,10 @@ class SFTConfig:
                              f"{self.curriculum_prefix} and {self.prefix_turns}")
         if self.induction_warmup < 0:
             raise ValueError(f"induction_warmup must be >= 0 steps, got {self.induction_warmup}")
+        if self.list_warmup < 0:
+            raise ValueError(f"list_warmup must be >= 0 steps, got {self.list_warmup}")
+        if self.list_warmup and not self.induction_warmup:
+            raise ValueError("list_warmup follows the induction warm-up: set induction_warmup too")
         if self.induction_warmup and self.model != "tiny":
             raise ValueError("--induction-warmup trains a fresh --model tiny; a pretrained model already copies")
         if not 0 <= self.attn_only < 1:
@@ -322,15 +330,24 @@ def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path) -> dict[str,
         return stats
     from wmgym.training.sft_callbacks import write_progress
 
-    def report(step: int, loss: float, accuracy: float) -> None:  # what the quickstart's bars show
-        if step % 10 == 0:
-            write_progress(cfg.out, {"phase": "induction warm-up", "step": step, "loss": loss,
-                                     "max_steps": cfg.induction_warmup, "copy_accuracy": accuracy})
+    def reporter(phase: str, max_steps: int):
+        def report(step: int, loss: float, accuracy: float) -> None:  # what the quickstart's bars show
+            if step % 10 == 0:
+                write_progress(cfg.out, {"phase": phase, "step": step, "loss": loss, "max_steps": max_steps,
+                                         "copy_accuracy": accuracy})
+        return report
 
     stats = tiny.induction_warmup(model, tokenizer, cfg.induction_warmup, seed=cfg.seed, progress=cfg.progress,
-                                  on_step=report)
+                                  on_step=reporter("induction warm-up", cfg.induction_warmup))
+    if cfg.list_warmup:
+        lists = tiny.induction_warmup(model, tokenizer, cfg.list_warmup, seed=cfg.seed + 1, progress=cfg.progress,
+                                      on_step=reporter("list warm-up", cfg.list_warmup), separators=4)
+        stats = {**stats, "lists": lists}
     print(f"induction warm-up: {stats['steps']} steps, copy accuracy {stats['accuracy']:.2f}, "
           f"{stats['seconds']:.0f} s")
+    if "lists" in stats:
+        lists = stats["lists"]
+        print(f"list warm-up: {lists['steps']} steps, copy accuracy {lists['accuracy']:.2f}, {lists['seconds']:.0f} s")
     model.save_pretrained(init, safe_serialization=True)
     done.write_text(json.dumps(stats))  # written last: its presence means the weights beside it are complete
     return stats

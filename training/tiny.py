@@ -35,6 +35,13 @@ chunks of it copied from random places, so no fixed offset solves it) the same
 model forms them after ~600 steps (~4 minutes on one core); SFT then starts
 from a model that already copies, and the lookups into the initial state are
 learnt in its first few hundred steps.
+
+Why the list warm-up (``list_warmup``, after the induction warm-up): in a
+listed receptacle the token before each item is a shared separator (", a"),
+so the heads from the first warm-up, which match on one token, point at every
+list at once; the item is found by the item *two* tokens back. A second
+synthetic task of lists with shared separators trains that lookup (mixed into
+the first task instead, no copying head formed in 1,000 steps).
 """
 
 from __future__ import annotations
@@ -247,9 +254,35 @@ def save_pretrained(model: Any, tokenizer: Any, out: str | Path, extra: dict[str
     return out
 
 
+def copy_task_batch(pool: Any, g: Any, batch_size: int, prefix: int, chunk: int, chunks: int,
+                    separators: int = 0) -> tuple[Any, Any]:
+    """``(ids, labels)`` of ``induction_warmup``'s task: ``batch_size`` sequences of ``prefix`` tokens drawn from
+    ``pool`` (a 1-D tensor of token ids) with generator ``g``, then ``chunks`` runs copied from them; labels are
+    -100 on the prefix and on each run's first token."""
+    import torch
+
+    ids, labels = [], []
+    for _ in range(batch_size):
+        x = pool[torch.randperm(len(pool), generator=g)[:prefix]]
+        if separators:  # items at even places, separators (drawn from tokens that are not items) at odd ones
+            seps = x[1:2 * separators:2].clone()
+            x[1::2] = seps[torch.randint(0, separators, (prefix // 2,), generator=g)]
+        seq, lab = [x], [torch.full((prefix,), -100)]
+        for _ in range(chunks):
+            start = int(torch.randint(0, prefix - chunk + 1, (1,), generator=g))
+            if separators:
+                start -= start % 2
+            run = x[start:start + chunk]
+            seq.append(run)
+            lab.append(torch.cat([torch.tensor([-100]), run[1:]]))
+        ids.append(torch.cat(seq))
+        labels.append(torch.cat(lab))
+    return torch.stack(ids), torch.stack(labels)
+
+
 def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy: float = 0.95, batch_size: int = 32,
                      prefix: int = 64, chunk: int = 12, chunks: int = 6, lr: float = 3e-3, seed: int = 0,
-                     progress: bool = False, on_step: Any = None) -> dict[str, Any]:
+                     progress: bool = False, on_step: Any = None, separators: int = 0) -> dict[str, Any]:
     """Train ``model`` on a synthetic copying task until its copy accuracy reaches ``target_accuracy``.
 
     Each sequence is ``prefix`` distinct random tokens of the vocabulary, then
@@ -258,6 +291,12 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
     the current token earlier in the sequence and copies its successor solves
     it (a run starts at a random offset), so this is where content-based
     induction heads form, ~600 steps for the tiny preset (see the module doc).
+    With ``separators`` > 0 the sequences are lists instead: distinct
+    random "items" with one of ``separators`` shared tokens between each two
+    (``a , b ; c , d``), copied in runs that start at an item. After a
+    separator the next item is found by the item *two* tokens back, which is
+    how a listed object follows its receptacle in entity-phrase tokens
+    (``countertop 1|, you see a| candle 2|, a| candle 1``).
     Stops at ``max_steps`` or once the running accuracy reaches the target;
     returns ``{"steps", "accuracy", "loss", "seconds"}``. ``on_step(step, loss, accuracy)`` is called after
     every step.
@@ -268,6 +307,8 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
 
     special = set(tokenizer.all_special_ids)
     pool = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
+    if separators and not 0 < separators < prefix // 4:
+        raise ValueError(f"separators={separators} must be between 1 and prefix // 4 - 1 = {prefix // 4 - 1}")
     if len(pool) < prefix:
         raise ValueError(f"the vocabulary has {len(pool)} tokens; the warm-up needs at least prefix={prefix}")
     g = torch.Generator().manual_seed(seed)
@@ -278,21 +319,11 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_steps, desc="induction warm-up", unit="step")
+        bar = tqdm(total=max_steps, desc="list warm-up" if separators else "induction warm-up", unit="step")
     t0, acc, loss, step = time.time(), 0.0, float("nan"), 0
     while step < max_steps and acc < target_accuracy:
-        ids, labels = [], []
-        for _ in range(batch_size):
-            x = pool[torch.randperm(len(pool), generator=g)[:prefix]]
-            seq, lab = [x], [torch.full((prefix,), -100)]
-            for _ in range(chunks):
-                start = int(torch.randint(0, prefix - chunk + 1, (1,), generator=g))
-                run = x[start:start + chunk]
-                seq.append(run)
-                lab.append(torch.cat([torch.tensor([-100]), run[1:]]))
-            ids.append(torch.cat(seq))
-            labels.append(torch.cat(lab))
-        ids, labels = torch.stack(ids).to(device), torch.stack(labels).to(device)
+        ids, labels = copy_task_batch(pool, g, batch_size, prefix, chunk, chunks, separators)
+        ids, labels = ids.to(device), labels.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             out = model(input_ids=ids, labels=labels)
         out.loss.backward()

@@ -54,6 +54,31 @@ def test_induction_warmup_teaches_a_fresh_model_to_copy():
     assert stats["steps"] == len(seen)
 
 
+def test_list_copy_task_finds_each_item_by_the_item_two_tokens_back():
+    """The list warm-up's sequences: after a shared separator only the item before it tells what comes next."""
+    import torch
+
+    pool = torch.arange(10, 300)
+    prefix, chunk = 32, 8
+    ids, labels = tiny.copy_task_batch(pool, torch.Generator().manual_seed(0), 8, prefix, chunk, 3, separators=3)
+    ambiguous = 0
+    for seq, lab in zip(ids.tolist(), labels.tolist()):
+        head, items, seps = seq[:prefix], seq[:prefix:2], seq[1:prefix:2]
+        assert len(set(items)) == len(items) and len(set(seps)) <= 3 and not set(items) & set(seps)
+        assert lab[:prefix] == [-100] * prefix
+        for t in range(prefix, len(seq)):
+            if (t - prefix) % chunk == 0:  # a run's first token is given, not a label; runs start at an item
+                assert lab[t] == -100 and seq[t] in items
+                continue
+            assert lab[t] == seq[t]
+            if seq[t] in items:  # an item: the one two tokens back, found in the prefix, is two before it
+                assert head[head.index(seq[t - 2]) + 2] == seq[t]
+                ambiguous += head.count(seq[t - 1]) > 1  # the separator alone does not say which item
+    assert ambiguous > 0
+    plain, _ = tiny.copy_task_batch(pool, torch.Generator().manual_seed(0), 4, prefix, chunk, 3)
+    assert all(len(set(seq[:prefix])) == prefix for seq in plain.tolist())
+
+
 def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, capsys):
     """``--induction-warmup``: the warm-up runs once before SFT; a rerun in the same OUT loads its weights."""
     from wmgym.training.sft import SFTConfig, train
@@ -69,10 +94,10 @@ def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, c
             w.write(Episode(env_id="ALFWorld-v0", game_id=f"train/{i}", seed=i, split="train", policy="expert",
                             init_context="\n".join(ALF_LINES[:3]), task="put a candle in cabinet",
                             initial_observation="You are in the middle of a room.", steps=steps, won=False, index=i))
-    cfg = dict(data=[str(data)], out=str(tmp_path / "run"), preset="tiny-phrases", induction_warmup=5, max_steps=2,
-               eval_fraction=0, progress=False, batch_tokens=512, save_steps=1, logging_steps=1, lr=3e-3)
+    cfg = dict(data=[str(data)], out=str(tmp_path / "run"), preset="tiny-phrases", induction_warmup=5, list_warmup=3,
+               max_steps=2, eval_fraction=0, progress=False, batch_tokens=512, save_steps=1, logging_steps=1, lr=3e-3)
     first = train(SFTConfig(**cfg))
-    assert first["induction_warmup"]["steps"] == 5
+    assert first["induction_warmup"]["steps"] == 5 and first["induction_warmup"]["lists"]["steps"] == 3
     assert (tmp_path / "run" / "init" / "warmup.json").exists()
     assert json.loads((tmp_path / "run" / "wmgym.json").read_text())["sft"]["induction_warmup"]["steps"] == 5
     capsys.readouterr()
@@ -81,3 +106,5 @@ def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, c
     assert again["induction_warmup"] == first["induction_warmup"]
     with pytest.raises(ValueError, match="tiny"):
         SFTConfig(**{**cfg, "model": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match="set induction_warmup too"):
+        SFTConfig(**{**cfg, "induction_warmup": 0})
