@@ -337,17 +337,15 @@ def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path) -> dict[str,
                                          "copy_accuracy": accuracy})
         return report
 
-    stats = tiny.induction_warmup(model, tokenizer, cfg.induction_warmup, seed=cfg.seed, progress=cfg.progress,
-                                  on_step=reporter("induction warm-up", cfg.induction_warmup))
+    def run(phase: str, max_steps: int, seed: int, separators: int = 0) -> dict[str, Any]:
+        done = tiny.induction_warmup(model, tokenizer, max_steps, seed=seed, progress=cfg.progress,
+                                     on_step=reporter(phase, max_steps), separators=separators)
+        print(f"{phase}: {done['steps']} steps, copy accuracy {done['accuracy']:.2f}, {done['seconds']:.0f} s")
+        return done
+
+    stats = run("induction warm-up", cfg.induction_warmup, cfg.seed)
     if cfg.list_warmup:
-        lists = tiny.induction_warmup(model, tokenizer, cfg.list_warmup, seed=cfg.seed + 1, progress=cfg.progress,
-                                      on_step=reporter("list warm-up", cfg.list_warmup), separators=4)
-        stats = {**stats, "lists": lists}
-    print(f"induction warm-up: {stats['steps']} steps, copy accuracy {stats['accuracy']:.2f}, "
-          f"{stats['seconds']:.0f} s")
-    if "lists" in stats:
-        lists = stats["lists"]
-        print(f"list warm-up: {lists['steps']} steps, copy accuracy {lists['accuracy']:.2f}, {lists['seconds']:.0f} s")
+        stats["lists"] = run("list warm-up", cfg.list_warmup, cfg.seed + 1, separators=4)
     model.save_pretrained(init, safe_serialization=True)
     done.write_text(json.dumps(stats))  # written last: its presence means the weights beside it are complete
     return stats
