@@ -36,6 +36,7 @@ _IF_RE = re.compile(r"\[(if|else if|otherwise|else|end if)([^\]]*)\]")
 _LIST_RE = re.compile(r"\[a list of things (in|on) the (\w+)\]")
 _PLACE_RE = re.compile(r"^The (\w+) is (in|on) (?:the )?(\w+)\.$", re.M)
 _PRINTED_RE = re.compile(r'^The printed name of (\w+) is "([^"]*)"\.', re.M)
+_ARTICLE_RE = re.compile(r'^The indefinite article of (\w+) is "([^"]*)"\.', re.M)
 _ADJ_RE = re.compile(r"^The (\w+) is (sliced|diced|chopped|needs cooking|grilled|roasted|fried|burned)\.$", re.M)
 _CONTAINERS = {"c", "oven", "toaster"}
 _FIXED = {"c", "s", "d", "oven", "stove", "toaster", "slot", "meal_slot", "r", "P", "I"}
@@ -49,6 +50,8 @@ class _State:
     types: dict[str, str]
     printed: dict[str, str] = field(default_factory=dict)
     """Room id -> its printed name ("-= Basement =-")."""
+    articles: dict[str, str] = field(default_factory=dict)
+    """Thing id -> its indefinite article where the source sets one ("some" milk)."""
     open: set[str] = field(default_factory=set)
     locked: set[str] = field(default_factory=set)
     contents: dict[str, list[str]] = field(default_factory=dict)
@@ -68,7 +71,8 @@ def _state(game: Any, source: str) -> _State:
     for thing, adj in adjectives.items():
         if thing in names:
             names[thing] = " ".join(a for a in (adj.get("cut"), adj.get("cook"), names[thing]) if a)
-    st = _State(names=names, types=types, printed=dict(_PRINTED_RE.findall(source)))
+    st = _State(names=names, types=types, printed=dict(_PRINTED_RE.findall(source)),
+                articles=dict(_ARTICLE_RE.findall(source)))
     where: dict[str, str] = {}
     for f in game.world.facts:
         args = [a.name for a in f.arguments]
@@ -89,10 +93,15 @@ def _article(name: str) -> str:
     return ("an " if name[:1].lower() in "aeiou" else "a ") + name
 
 
-def inform_list(names: list[str]) -> str:
-    """Inform's "[a list of ...]": "a knife, an apple and a pan"."""
-    items = [_article(n) for n in names]
+def inform_list(names: list[str], articles: list[str | None] | None = None) -> str:
+    """Inform's "[a list of ...]": "a knife, an apple and a pan" (``articles``: an indefinite article per name
+    where the game sets one, as "some" milk)."""
+    items = [f"{a} {n}" if a else _article(n) for n, a in zip(names, articles or [None] * len(names))]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _listing(things: list[str], st: _State) -> str:
+    return inform_list([st.names[t] for t in things], [st.articles.get(t) for t in things])
 
 
 def _atom(cond: str, st: _State, self_id: str | None) -> bool:
@@ -148,7 +157,7 @@ def _conditionals(text: str, st: _State, self_id: str | None) -> str:
 
 def render(text: str, st: _State, self_id: str | None = None) -> str:
     text = _conditionals(text, st, self_id)
-    text = _LIST_RE.sub(lambda m: inform_list([st.names[i] for i in st.contents.get(m.group(2), [])]), text)
+    text = _LIST_RE.sub(lambda m: _listing(st.contents.get(m.group(2), []), st), text)
     if self_id is not None:
         text = text.replace("[noun]", st.names.get(self_id, self_id))
     return text
@@ -172,9 +181,9 @@ def room_text(room: str, st: _State, game: Any) -> str:
     """What ``look`` shows in ``room`` at the start: its name line, description and the things on its floor."""
     info = game.infos[room]
     body = render(info.desc or "", st, room)
-    floor = [st.names[t] for t in st.contents.get(room, []) if st.types.get(t) not in _FIXED]
+    floor = [t for t in st.contents.get(room, []) if st.types.get(t) not in _FIXED]
     if floor:
-        body += f"\n\nThere is {inform_list(floor)} on the floor."
+        body += f"\n\nThere is {_listing(floor, st)} on the floor."
     return _tidy(f"{st.printed.get(room, info.name)}\n{body}")
 
 
@@ -185,9 +194,19 @@ def thing_text(thing: str, st: _State, game: Any) -> str:
     inside = st.contents.get(thing, [])
     if inside and (kind == "s" or (kind in _CONTAINERS and thing in st.open)):
         verb = "is" if len(inside) == 1 else "are"
-        listed = inform_list([st.names[i] for i in inside])
+        listed = _listing(inside, st)
         text += f"\n\n{'On' if kind == 's' else 'In'} the {st.names[thing]} {verb} {listed}."
+    if kind in _CONTAINERS and thing not in st.open:
+        text += f"\n\nOpened, it shows: {open_text(thing, st)}"
     return _tidy(text)
+
+
+def open_text(thing: str, st: _State) -> str:
+    """What ``open`` prints for the closed container ``thing`` at the start: Inform's "You open the X,
+    revealing ..." with its things in listing order, or "You open the X." when it is empty."""
+    inside = st.contents.get(thing, [])
+    listed = f", revealing {_listing(inside, st)}" if inside else ""
+    return f"You open the {st.names[thing]}{listed}."
 
 
 @functools.lru_cache(maxsize=64)
@@ -204,10 +223,24 @@ def sections(game_dir: Path) -> tuple[tuple[str, str], ...]:
                     key=lambda k: game.infos[k].name)
     return (
         ("Rooms (as look shows them at the start):", "\n\n".join(room_text(r, st, game) for r in rooms)),
+        ("Map (where each way out of a room leads):", "\n".join(map_lines(game, st))),
         ("Things (as examine shows them at the start):",
          "\n".join(f"- {game.infos[t].name}: {thing_text(t, st, game)}" for t in things)),
         ("Scoring:", "\n".join(f"- {line}" for line in scoring(game))),
     )
+
+
+_DIRECTIONS = {"north_of": "north", "south_of": "south", "east_of": "east", "west_of": "west"}
+
+
+def map_lines(game: Any, st: _State) -> list[str]:
+    """Each way out of each room, in the words of the room headers the player sees: "- From -= Parlor =-,
+    go south: -= Basement =-" (rooms by name, then directions), so the room a move leads to is read forward
+    from the room and the direction (the facts say it backwards: "The basement is south of the parlor")."""
+    header = lambda r: st.printed.get(r, game.infos[r].name)  # noqa: E731
+    ways = sorted((game.infos[f.arguments[1].name].name, _DIRECTIONS[f.name], f.arguments[1].name,
+                   f.arguments[0].name) for f in game.world.facts if f.name in _DIRECTIONS)
+    return [f"- From {header(src)}, go {way}: {header(dst)}" for _, way, src, dst in ways] or ["- No way out."]
 
 
 def _clause(prop: Any, names: dict[str, str]) -> str:
@@ -227,7 +260,9 @@ def _clause(prop: Any, names: dict[str, str]) -> str:
 def scoring(game: Any) -> list[str]:
     """The game's quests as lines: the points it gives and when, and when it is lost."""
     names = {k: v.name for k, v in game.infos.items() if v.name}
-    lines = [f"The maximum score is {game.max_score}; the game is won when it is reached."]
+    lines = [f"The maximum score is {game.max_score}; the game is won when it is reached, and then it says: "
+             f"*** The End *** You scored {game.max_score} out of a possible {game.max_score}, in (one more than "
+             "the commands so far) turns."]
     for q in game.quests:
         for e in q.win_events:
             if q.reward:

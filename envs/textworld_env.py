@@ -98,7 +98,9 @@ class TextWorldEnv(TextEnv):
 
     splits = ("train", "test")
     #: 2: every room and thing as the game shows it at the start, and the scoring (textworld_context).
-    context_version = 2
+    #: 3: also the map read forward, what opening each closed container prints, Inform's "some" article, and
+    #: the winning banner in the scoring.
+    context_version = 3
     blocked_commands = frozenset({
         "quit", "q", "restart", "restore", "save", "undo", "script", "unscript", "transcript",
         "noscript", "verbose", "brief", "superbrief", "notify", "version", "again", "g",

@@ -1,4 +1,5 @@
-"""The TextWorld twin's context (v2): rooms and things rendered as the engine shows them, and the scoring."""
+"""The TextWorld twin's context (v3): rooms, the map, things (and what opening each closed one prints) rendered as
+the engine shows them, and the scoring with the winning banner."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def _sections(index: int) -> dict[str, str]:
     return dict(tc.sections(textworld_games.ensure_game("train", index).parent))
 
 
-def _walk(index: int):
-    """(look text, {examine command: text}) of every room the engine reaches by walking from the start."""
+def _walk(index: int, moves: list | None = None, opened: dict | None = None):
+    """(look text, {examine command: text}) of every room the engine reaches by walking from the start; fills
+    ``moves`` with (room header, go command, header it leads to) and ``opened`` with {open command: text}."""
     import textworld
 
     path = textworld_games.ensure_game("train", index)
@@ -43,9 +45,15 @@ def _walk(index: int):
                     c = e.copy()
                     # Inform's "(the key)" clarification line answers an ambiguous noun, not the description.
                     examined[cmd] = re.sub(r"^\([^)\n]*\)\n", "", clean_feedback(c.step(cmd)[0].feedback))
+                elif cmd.startswith("open ") and opened is not None:
+                    c = e.copy()
+                    opened[cmd] = clean_feedback(c.step(cmd)[0].feedback)
                 elif cmd.startswith("go "):
                     c = e.copy()
-                    frontier.append((c, c.step(cmd)[0]))
+                    arrived = c.step(cmd)[0]
+                    if moves is not None and arrived.feedback.lstrip().startswith("-="):
+                        moves.append((look.split("\n")[0], cmd, clean_feedback(arrived.feedback).split("\n")[0]))
+                    frontier.append((c, arrived))
             yield look, examined
 
 
@@ -65,6 +73,40 @@ def test_rendered_rooms_and_things_are_the_engines_text(index):
     assert checked >= 2
 
 
+@pytest.mark.parametrize("index", _CUSTOM + _COOKING)
+def test_map_and_openings_are_what_the_engine_does(index):
+    """Every move the engine makes on foot is a map line, and every opening of a closed container prints what
+    the thing's "Opened, it shows:" line says."""
+    sec = _sections(index)
+    moves, opened = [], {}
+    for _ in _walk(index, moves, opened):
+        pass
+    game_map = sec["Map (where each way out of a room leads):"].split("\n")
+    for room, cmd, dest in moves:
+        assert f"- From {room}, {cmd}: {dest}" in game_map
+    things = sec["Things (as examine shows them at the start):"]
+    for cmd, text in opened.items():
+        if text.startswith("You open the "):  # a container (a door prints "You open door.")
+            assert f"- {cmd[len('open '):]}: " in things and f"Opened, it shows: {text}\n" in things + "\n", cmd
+    if game_map == ["- No way out."]:  # a one-room game
+        assert not moves
+    else:
+        assert moves or index in _COOKING, "no move checked: every exit of the start room is a closed door"
+
+
+def test_some_openings_reveal_things_and_mass_nouns_take_some():
+    """Across the sampled games an opening lists its things; an Inform "some" article is kept ("some milk")."""
+    revealing = [i for i in _CUSTOM + _COOKING if "Opened, it shows: You open the" in
+                 _sections(i)["Things (as examine shows them at the start):"]]
+    assert revealing
+    st = tc._State(names={"f_0": "milk", "f_1": "apple"}, types={"c_0": "c"}, articles={"f_0": "some"},
+                   contents={"c_0": ["f_0", "f_1"]})
+    st.names["c_0"] = "fridge"
+    assert tc.open_text("c_0", st) == "You open the fridge, revealing some milk and an apple."
+    st.contents["c_0"] = []
+    assert tc.open_text("c_0", st) == "You open the fridge."
+
+
 def test_food_names_carry_their_state_and_quotes_are_informs():
     """Cooking games print food with its cut and cooking state and the cookbook's quotes as Inform does."""
     texts = "\n".join(v for i in _COOKING for v in _sections(i).values())
@@ -80,9 +122,10 @@ def test_scoring_matches_the_game(index):
     ctx = info["init_context"]
     assert f"- The maximum score is {info['max_score']};" in ctx
     assert sum(int(n) for n in re.findall(r"^- (\d+) points? when ", ctx, re.M)) == info["max_score"] > 0
-    assert ctx.index("Rooms (as look") < ctx.index("Things (as examine") < ctx.index("Scoring:") \
-        < ctx.index("First observation:")
-    assert TextWorldEnv.context_version == 2
+    assert f"*** The End *** You scored {info['max_score']} out of a possible {info['max_score']}, in" in ctx
+    assert ctx.index("Rooms (as look") < ctx.index("Map (where") < ctx.index("Things (as examine") \
+        < ctx.index("Scoring:") < ctx.index("First observation:")
+    assert TextWorldEnv.context_version == 3
     env.close()
 
 
