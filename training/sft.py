@@ -95,6 +95,14 @@ class SFTConfig:
     """With --induction-warmup: then up to this many steps of a second warm-up on lists, where the next item is
     found by the item two tokens back, as a listed object follows its receptacle in ``tiny-phrases`` tokens (see
     ``tiny.induction_warmup``; mixed into the first warm-up instead, the copying heads never formed)."""
+    recall_warmup: int = 0
+    """With --induction-warmup: then this many steps of a third warm-up on the env's own text: a window of a
+    training chat's initial state, then spans of it to continue from a few given tokens (see
+    ``tiny.recall_warmup``), so copies keyed on several recurring words win over what the words usually say."""
+    recall_mix: float = 0.0
+    """Fraction of the SFT batches (evenly spread) replaced by batches of the recall task (``tiny.recall_task_batch``
+    on windows of the training chats), so copying from earlier text is kept up while the chats are learnt: without
+    it SFT unlearns it (TextWorld: recall accuracy 0.84 after --recall-warmup, 0.46 after SFT; 0.89 with 0.25)."""
     attn_only: float = 0.0
     """Fraction of the steps trained with the MLPs off (zero, frozen output projection), so attention learns
     to copy before MLPs learn n-gram shortcuts (Llama-style models)."""
@@ -149,8 +157,12 @@ class SFTConfig:
             raise ValueError(f"induction_warmup must be >= 0 steps, got {self.induction_warmup}")
         if self.list_warmup < 0:
             raise ValueError(f"list_warmup must be >= 0 steps, got {self.list_warmup}")
-        if self.list_warmup and not self.induction_warmup:
-            raise ValueError("list_warmup follows the induction warm-up: set induction_warmup too")
+        if not 0 <= self.recall_mix < 1:
+            raise ValueError(f"recall_mix must be a fraction of the batches in [0, 1), got {self.recall_mix}")
+        if self.recall_warmup < 0:
+            raise ValueError(f"recall_warmup must be >= 0 steps, got {self.recall_warmup}")
+        if (self.list_warmup or self.recall_warmup) and not self.induction_warmup:
+            raise ValueError("list_warmup and recall_warmup follow the induction warm-up: set induction_warmup too")
         if self.induction_warmup and self.model != "tiny":
             raise ValueError("--induction-warmup trains a fresh --model tiny; a pretrained model already copies")
         if not 0 <= self.attn_only < 1:
@@ -224,6 +236,24 @@ def schedule(examples: list[dict[str, Any]], phases: list[tuple[list[dict[str, A
     return out[:n_batches]
 
 
+def mix_recall(batches: list[list[dict[str, Any]]], examples: list[dict[str, Any]], fraction: float,
+               batch_tokens: int, seed: int) -> int:
+    """Replace every ``1 / fraction``-th batch (in place) by a recall batch drawn from the examples' token ids,
+    the same ones for the same seed (so a resumed run trains on the batches it would have); returns how many."""
+    import torch
+
+    from wmgym.training import tiny
+
+    texts = [torch.tensor(e["input_ids"]) for e in examples]
+    g = torch.Generator().manual_seed(seed + 3)
+    every = max(1, round(1 / fraction))
+    picks = range(every - 1, len(batches), every)
+    for i in picks:
+        ids, labels = tiny.recall_task_batch(texts, g, batch_tokens, window=1024, span=24, spans=16, cue=3)
+        batches[i] = [{"input_ids": a.tolist(), "labels": b.tolist()} for a, b in zip(ids, labels)]
+    return len(picks)
+
+
 class _Batches:
     """A map-style dataset whose items are whole pre-grouped batches (the Trainer's batch size is 1)."""
 
@@ -287,7 +317,7 @@ def load_model(cfg: SFTConfig, train_episodes: list) -> tuple[Any, Any]:
             tiny.save_tokenizer(tokenizer, out / "init")
         model = tiny.build_model(tokenizer, preset, seed=cfg.seed)
         if cfg.induction_warmup:
-            warm_up(model, tokenizer, cfg, out / "init")
+            warm_up(model, tokenizer, cfg, out / "init", train_episodes)
         return model, tokenizer
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -312,7 +342,7 @@ def load_model(cfg: SFTConfig, train_episodes: list) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path) -> dict[str, Any]:
+def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path, episodes: list = ()) -> dict[str, Any]:
     """Run (or, when ``init`` holds its result, load) the induction warm-up of a fresh tiny model."""
     from wmgym.training import tiny
 
@@ -346,6 +376,16 @@ def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path) -> dict[str,
     stats = run("induction warm-up", cfg.induction_warmup, cfg.seed)
     if cfg.list_warmup:
         stats["lists"] = run("list warm-up", cfg.list_warmup, cfg.seed + 1, separators=4)
+    if cfg.recall_warmup:
+        import torch
+
+        contexts = dict.fromkeys(ep.init_context for ep in episodes if ep.init_context)
+        texts = [torch.tensor(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in contexts]
+        recall = tiny.recall_warmup(model, texts, cfg.recall_warmup, seed=cfg.seed + 2, progress=cfg.progress,
+                                    on_step=reporter("recall warm-up", cfg.recall_warmup))
+        print(f"recall warm-up: {recall['steps']} steps, copy accuracy {recall['accuracy']:.2f}, "
+              f"{recall['seconds']:.0f} s")
+        stats["recall"] = recall
     model.save_pretrained(init, safe_serialization=True)
     done.write_text(json.dumps(stats))  # written last: its presence means the weights beside it are complete
     return stats
@@ -456,6 +496,9 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
          if cfg.curriculum_prefix else [], cfg.curriculum_prefix),
     ]
     batches = schedule(train_ex, phases, cfg, total_steps * accum)
+    if cfg.recall_mix:
+        mixed = mix_recall(batches, train_ex, cfg.recall_mix, cfg.batch_tokens, cfg.seed)
+        print(f"recall mix: {mixed} of {len(batches)} batches are recall batches")
     print(f"model: {tiny.describe(model, tokenizer) if cfg.model == 'tiny' else cfg.model}"
           f"{' + LoRA' if cfg.lora else ''}")
     print(f"data: {tstats['chats']} chats -> {tstats['examples']} sequences, {tstats['tokens']} tokens "

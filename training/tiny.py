@@ -42,6 +42,14 @@ so the heads from the first warm-up, which match on one token, point at every
 list at once; the item is found by the item *two* tokens back. A second
 synthetic task of lists with shared separators trains that lookup (mixed into
 the first task instead, no copying head formed in 1,000 steps).
+
+Why the recall task (``recall_warmup``, and ``recall_task_batch`` mixed into
+SFT by ``SFTConfig.recall_mix``): TextWorld copies prose, where every word
+recurs ("You take the nest of| earwigs"), so a copy is keyed on several tokens
+back and has to win over what the words usually continue with. A window of a
+training chat, then spans of it to continue from three given tokens, trains
+that (TextWorld copy accuracy 0.84 after 400 steps). SFT alone unlearns it
+(0.46 after 1,600 steps), so a share of the SFT batches keeps doing it (0.89).
 """
 
 from __future__ import annotations
@@ -333,6 +341,90 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
         keep = labels[:, 1:] != -100
         batch_acc = (out.logits[:, :-1].argmax(-1) == labels[:, 1:])[keep].float().mean().item()
         acc = batch_acc if step == 0 else 0.9 * acc + 0.1 * batch_acc  # running mean: one lucky batch does not stop it
+        loss, step = out.loss.item(), step + 1
+        if on_step is not None:
+            on_step(step, loss, acc)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", copy_acc=f"{acc:.2f}")
+    if bar is not None:
+        bar.close()
+    opt.zero_grad(set_to_none=True)
+    return {"steps": step, "accuracy": acc, "loss": loss, "seconds": time.time() - t0}
+
+
+def recall_task_batch(texts: list[Any], g: Any, batch_tokens: int, window: int, span: int, spans: int,
+                      cue: int) -> tuple[Any, Any]:
+    """``(ids, labels)`` of ``recall_warmup``'s task: each sequence is a window of up to ``window`` tokens of one
+    of ``texts`` (1-D tensors of token ids), then ``spans`` runs of ``span`` tokens copied from random places of
+    the window; labels are -100 on the window and on each run's first ``cue`` tokens. Sequences are padded (label
+    -100) to the longest, ``batch_tokens // (window + spans * span)`` of them (at least one)."""
+    import torch
+
+    size = max(1, batch_tokens // (window + spans * span))
+    ids, labels = [], []
+    for _ in range(size):
+        text = texts[int(torch.randint(0, len(texts), (1,), generator=g))]
+        if len(text) > window:
+            start = int(torch.randint(0, len(text) - window + 1, (1,), generator=g))
+            text = text[start:start + window]
+        seq, lab = [text], [torch.full((len(text),), -100)]
+        for _ in range(spans):
+            start = int(torch.randint(0, max(1, len(text) - span + 1), (1,), generator=g))
+            run = text[start:start + span]
+            seq.append(run)
+            lab.append(torch.cat([torch.full((min(cue, len(run)),), -100), run[cue:]]))
+        ids.append(torch.cat(seq))
+        labels.append(torch.cat(lab))
+    width = max(len(x) for x in ids)
+    pad = lambda x, v: torch.cat([x, torch.full((width - len(x),), v, dtype=x.dtype)])  # noqa: E731
+    return torch.stack([pad(x, 0) for x in ids]), torch.stack([pad(x, -100) for x in labels])
+
+
+def recall_warmup(model: Any, texts: list[Any], max_steps: int, batch_tokens: int = 4096, window: int = 1024,
+                  span: int = 24, spans: int = 16, cue: int = 3, lr: float = 3e-3, seed: int = 0,
+                  progress: bool = False, on_step: Any = None) -> dict[str, Any]:
+    """Train ``model`` to continue a span of natural text it has seen earlier in the sequence.
+
+    The synthetic tasks of ``induction_warmup`` copy distinct random tokens,
+    where the previous token alone says where to look. In an env's own text
+    ("You take the nest of| earwigs", a room paragraph copied out of the
+    initial state) the same words recur everywhere, so a copy has to be keyed
+    on several tokens back and win over what the words usually continue with.
+    Here each sequence is a window of an env text (``texts``: the initial
+    states of the training chats, as token ids), then ``spans`` runs copied
+    from random places of it; the first ``cue`` tokens of a run are given, the
+    rest are labels. Returns ``{"steps", "accuracy", "loss", "seconds"}`` like
+    ``induction_warmup`` (accuracy: running mean of the copied tokens predicted right).
+    """
+    import time
+
+    import torch
+
+    if not texts:
+        raise ValueError("the recall warm-up needs at least one text")
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    device = next(model.parameters()).device
+    model.train()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_steps, desc="recall warm-up", unit="step")
+    t0, acc, loss, step = time.time(), 0.0, float("nan"), 0
+    while step < max_steps:
+        ids, labels = recall_task_batch(texts, g, batch_tokens, window, span, spans, cue)
+        ids, labels = ids.to(device), labels.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = model(input_ids=ids, labels=labels)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        keep = labels[:, 1:] != -100
+        batch_acc = (out.logits[:, :-1].argmax(-1) == labels[:, 1:])[keep].float().mean().item()
+        acc = batch_acc if step == 0 else 0.9 * acc + 0.1 * batch_acc
         loss, step = out.loss.item(), step + 1
         if on_step is not None:
             on_step(step, loss, acc)

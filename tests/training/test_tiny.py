@@ -95,9 +95,12 @@ def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, c
                             init_context="\n".join(ALF_LINES[:3]), task="put a candle in cabinet",
                             initial_observation="You are in the middle of a room.", steps=steps, won=False, index=i))
     cfg = dict(data=[str(data)], out=str(tmp_path / "run"), preset="tiny-phrases", induction_warmup=5, list_warmup=3,
-               max_steps=2, eval_fraction=0, progress=False, batch_tokens=512, save_steps=1, logging_steps=1, lr=3e-3)
+               recall_warmup=2, recall_mix=0.5, max_steps=2, eval_fraction=0, progress=False, batch_tokens=512,
+               save_steps=1, logging_steps=1, lr=3e-3)
     first = train(SFTConfig(**cfg))
     assert first["induction_warmup"]["steps"] == 5 and first["induction_warmup"]["lists"]["steps"] == 3
+    assert first["induction_warmup"]["recall"]["steps"] == 2
+    assert "recall mix: 1 of 2 batches are recall batches" in capsys.readouterr().out
     assert (tmp_path / "run" / "init" / "warmup.json").exists()
     assert json.loads((tmp_path / "run" / "wmgym.json").read_text())["sft"]["induction_warmup"]["steps"] == 5
     capsys.readouterr()
@@ -108,3 +111,40 @@ def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, c
         SFTConfig(**{**cfg, "model": str(tmp_path / "run")})
     with pytest.raises(ValueError, match="set induction_warmup too"):
         SFTConfig(**{**cfg, "induction_warmup": 0})
+    with pytest.raises(ValueError, match="recall_mix must be a fraction"):
+        SFTConfig(**{**cfg, "recall_mix": 1.0})
+
+
+def test_recall_task_copies_spans_of_the_text_after_a_given_cue():
+    """The recall warm-up's sequences: a window of a text, then runs copied from it; only a run's tokens after its
+    cue are labels, and every run is a contiguous piece of the window."""
+    import torch
+
+    texts = [torch.arange(100, 100 + n) % 37 for n in (50, 300)]  # recurring tokens, as words recur in prose
+    ids, labels = tiny.recall_task_batch(texts, torch.Generator().manual_seed(0), batch_tokens=1000, window=120,
+                                         span=10, spans=4, cue=3)
+    assert ids.shape[0] == 1000 // (120 + 4 * 10)
+    for seq, lab in zip(ids.tolist(), labels.tolist()):
+        n = next(i for i, x in enumerate(lab) if x != -100) - 3  # the window ends where the first run starts
+        window = seq[:n]
+        assert n in (50, 120) and lab[:n] == [-100] * n
+        for r in range(4):
+            run, run_lab = seq[n + 10 * r:n + 10 * r + 10], lab[n + 10 * r:n + 10 * r + 10]
+            assert run_lab == [-100] * 3 + run[3:]
+            assert any(window[i:i + 10] == run for i in range(len(window) - 9))
+
+
+def test_mix_recall_replaces_evenly_spread_batches_the_same_way_each_time():
+    """``recall_mix``: every 1/fraction-th batch becomes a recall batch, identical for the same seed (resume)."""
+    from wmgym.training.sft import mix_recall
+
+    examples = [{"input_ids": list(range(5, 205)), "labels": [-100] * 200}]
+    runs = []
+    for _ in range(2):
+        batches = [[{"input_ids": [1], "labels": [1]}] for _ in range(8)]
+        assert mix_recall(batches, examples, 0.25, 2048, seed=0) == 2
+        runs.append(batches)
+    assert runs[0] == runs[1]
+    replaced = [i for i, b in enumerate(runs[0]) if b[0]["input_ids"] != [1]]
+    assert replaced == [3, 7]
+    assert all(any(x != -100 for x in ex["labels"]) for i in replaced for ex in runs[0][i])
