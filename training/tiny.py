@@ -309,8 +309,6 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
     returns ``{"steps", "accuracy", "loss", "seconds"}``. ``on_step(step, loss, accuracy)`` is called after
     every step.
     """
-    import time
-
     import torch
 
     special = set(tokenizer.all_special_ids)
@@ -320,6 +318,19 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
     if len(pool) < prefix:
         raise ValueError(f"the vocabulary has {len(pool)} tokens; the warm-up needs at least prefix={prefix}")
     g = torch.Generator().manual_seed(seed)
+    return _train_copying(model, lambda: copy_task_batch(pool, g, batch_size, prefix, chunk, chunks, separators),
+                          max_steps, target_accuracy, lr, "list warm-up" if separators else "induction warm-up",
+                          progress, on_step)
+
+
+def _train_copying(model: Any, make_batch: Any, max_steps: int, target_accuracy: float, lr: float, desc: str,
+                   progress: bool, on_step: Any) -> dict[str, Any]:
+    """The warm-ups' loop: AdamW on ``make_batch()`` batches until ``max_steps`` or a running copy accuracy of
+    ``target_accuracy``; returns ``{"steps", "accuracy", "loss", "seconds"}``."""
+    import time
+
+    import torch
+
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     device = next(model.parameters()).device
     model.train()
@@ -327,10 +338,10 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_steps, desc="list warm-up" if separators else "induction warm-up", unit="step")
+        bar = tqdm(total=max_steps, desc=desc, unit="step")
     t0, acc, loss, step = time.time(), 0.0, float("nan"), 0
     while step < max_steps and acc < target_accuracy:
-        ids, labels = copy_task_batch(pool, g, batch_size, prefix, chunk, chunks, separators)
+        ids, labels = make_batch()
         ids, labels = ids.to(device), labels.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             out = model(input_ids=ids, labels=labels)
@@ -397,41 +408,10 @@ def recall_warmup(model: Any, texts: list[Any], max_steps: int, batch_tokens: in
     rest are labels. Returns ``{"steps", "accuracy", "loss", "seconds"}`` like
     ``induction_warmup`` (accuracy: running mean of the copied tokens predicted right).
     """
-    import time
-
     import torch
 
     if not texts:
         raise ValueError("the recall warm-up needs at least one text")
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    device = next(model.parameters()).device
-    model.train()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_steps, desc="recall warm-up", unit="step")
-    t0, acc, loss, step = time.time(), 0.0, float("nan"), 0
-    while step < max_steps:
-        ids, labels = recall_task_batch(texts, g, batch_tokens, window, span, spans, cue)
-        ids, labels = ids.to(device), labels.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            out = model(input_ids=ids, labels=labels)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        keep = labels[:, 1:] != -100
-        batch_acc = (out.logits[:, :-1].argmax(-1) == labels[:, 1:])[keep].float().mean().item()
-        acc = batch_acc if step == 0 else 0.9 * acc + 0.1 * batch_acc
-        loss, step = out.loss.item(), step + 1
-        if on_step is not None:
-            on_step(step, loss, acc)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", copy_acc=f"{acc:.2f}")
-    if bar is not None:
-        bar.close()
-    opt.zero_grad(set_to_none=True)
-    return {"steps": step, "accuracy": acc, "loss": loss, "seconds": time.time() - t0}
+    return _train_copying(model, lambda: recall_task_batch(texts, g, batch_tokens, window, span, spans, cue),
+                          max_steps, float("inf"), lr, "recall warm-up", progress, on_step)
