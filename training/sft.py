@@ -342,8 +342,9 @@ def load_model(cfg: SFTConfig, train_episodes: list) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path, episodes: list = ()) -> dict[str, Any]:
-    """Run (or, when ``init`` holds its result, load) the induction warm-up of a fresh tiny model."""
+def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path, episodes: list) -> dict[str, Any]:
+    """Run (or, when ``init`` holds their result, load) the warm-ups of a fresh tiny model: induction, then lists
+    and recall (on the initial states of the training ``episodes``) where the config asks for them."""
     from wmgym.training import tiny
 
     done = init / "warmup.json"

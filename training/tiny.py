@@ -46,10 +46,11 @@ the first task instead, no copying head formed in 1,000 steps).
 Why the recall task (``recall_warmup``, and ``recall_task_batch`` mixed into
 SFT by ``SFTConfig.recall_mix``): TextWorld copies prose, where every word
 recurs ("You take the nest of| earwigs"), so a copy is keyed on several tokens
-back and has to win over what the words usually continue with. A window of a
-training chat, then spans of it to continue from three given tokens, trains
-that (TextWorld copy accuracy 0.84 after 400 steps). SFT alone unlearns it
-(0.46 after 1,600 steps), so a share of the SFT batches keeps doing it (0.89).
+back and has to win over what the words usually continue with. A window of
+text, then spans of it to continue from three given tokens, trains that: the
+warm-up on the training chats' initial states (TextWorld copy accuracy 0.84
+after 400 steps). SFT alone unlearns it (0.46 after 1,600 steps), so a share of
+the SFT batches keeps doing it on windows of the tokenized chats (0.89).
 """
 
 from __future__ import annotations
