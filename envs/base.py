@@ -96,6 +96,9 @@ class TextEnv(gym.Env[str, str]):
     #: Version of the ``init_context`` wording: bumped when it changes, so cached trajectories and
     #: default twins made with the old wording are collected and trained again.
     context_version: ClassVar[int] = 1
+    #: A command that reports the score without changing the state or the turn count (TextWorld's ``score``),
+    #: or ``None``; collection policies with a ``+score:P`` suffix type it.
+    score_command: ClassVar[str | None] = None
 
     def __init__(self, split: str | None = None, render_mode: str | None = None):
         self.split = self._check_split(split or self.splits[0])

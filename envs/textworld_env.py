@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 from wmgym.envs.base import EngineReset, EngineStep, TextEnv, format_init_context
 from wmgym.envs import textworld_context, textworld_games
@@ -105,6 +105,10 @@ class TextWorldEnv(TextEnv):
         "quit", "q", "restart", "restore", "save", "undo", "script", "unscript", "transcript",
         "noscript", "verbose", "brief", "superbrief", "notify", "version", "again", "g",
     })
+
+    #: Inform's out-of-world score request ("You have so far scored 0 out of a possible 3, in 4 turns."): the
+    #: state and the turn count stay as they were (collection's ``+score:P`` policies type it).
+    score_command: ClassVar[str | None] = "score"
 
     def __init__(self, split: str | None = None, render_mode: str | None = None):
         super().__init__(split=split, render_mode=render_mode)

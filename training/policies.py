@@ -4,7 +4,8 @@ A policy is a callable ``policy(env, observation, info) -> action`` with a
 ``name``. It may read the unwrapped env (the expert asks the engine for its next
 command), so collection covers golden paths, noisy detours and random play.
 
-``make_policy("expert" | "random" | "noisy-expert:EPS" | "explore", seed)`` builds one.
+``make_policy("expert" | "random" | "noisy-expert:EPS" | "explore", seed)`` builds one; a ``+score:P``
+suffix (``"expert+score:0.3"``) also types the env's score command before an action with probability ``P``.
 """
 
 from __future__ import annotations
@@ -95,11 +96,52 @@ class ExplorePolicy:
         return action
 
 
-POLICY_NAMES = ("expert", "random", "noisy-expert:EPS", "explore")
+class ScoreQueries:
+    """``policy``, with the env's score command typed before an action with probability ``p`` (never twice in a
+    row).
+
+    The score command is out of the story: Inform answers "You have so far scored 2 out of a possible 5, in 7
+    turns." and neither the state nor the turn count changes, so the episode is the same game with true extra
+    transitions. They are the only steps that show the turn count before the game ends, which the winning banner
+    prints ("in 8 turns"): data from the real engine that makes counting the turns pay.
+    """
+
+    def __init__(self, policy: Policy, p: float, seed: int | None = None):
+        if not 0.0 < p < 1.0:
+            raise ValueError(f"score query probability must be in (0, 1), got {p}")
+        self.policy, self.p = policy, p
+        self.name = f"{policy.name}+score:{p:g}"
+        self.rng = np.random.default_rng(None if seed is None else seed + 7)
+        self._last = None
+
+    def __call__(self, env: gym.Env, observation: str, info: dict[str, Any]) -> str:
+        command = getattr(env.unwrapped, "score_command", None)
+        if command is None:
+            raise ValueError(f"{env.unwrapped.__class__.__name__} has no score command; drop the +score suffix")
+        if "action_valid" not in info:  # reset info: a new episode
+            self._last = None
+        if self._last != command and self.rng.random() < self.p:
+            self._last = command
+        else:
+            self._last = self.policy(env, observation, info)
+        return self._last
+
+
+POLICY_NAMES = ("expert", "random", "noisy-expert:EPS", "explore", "POLICY+score:P")
 
 
 def make_policy(spec: str, seed: int | None = None) -> Policy:
-    """Build a policy from its name: ``expert``, ``random``, ``noisy-expert:EPS`` or ``explore``."""
+    """Build a policy from its name: ``expert``, ``random``, ``noisy-expert:EPS`` or ``explore``, each optionally
+    with a ``+score:P`` suffix (:class:`ScoreQueries`)."""
+    base, plus, suffix = spec.partition("+")
+    if plus:
+        kind, _, p = suffix.partition(":")
+        if kind != "score":
+            raise ValueError(f"unknown policy suffix {'+' + suffix!r} in {spec!r}; valid: '+score:P'")
+        try:
+            return ScoreQueries(make_policy(base, seed), float(p or 0.3), seed)
+        except ValueError as e:
+            raise ValueError(f"bad policy {spec!r}: {e}") from None
     if spec == "expert":
         return ExpertPolicy(seed)
     if spec == "explore":

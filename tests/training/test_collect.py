@@ -34,6 +34,54 @@ def test_policies_by_name():
         make_policy("noisy-expert:3")
 
 
+def test_score_queries_are_true_transitions_that_show_the_turn_count(tmp_path):
+    """``+score:P`` types TextWorld's score command between the expert's actions: the expert plays the same game
+    (the query changes neither the state nor the turn count), and each answer gives the score so far and the
+    turn count that the winning banner then prints."""
+    import re
+
+    plain, probed = tmp_path / "plain.jsonl", tmp_path / "probed.jsonl"
+    for policy, out in (("expert", plain), ("expert+score:0.5", probed)):
+        collect(CollectConfig(env="TextWorld-v0", policy=policy, episodes=4, out=str(out), progress=False))
+    plain_eps = {e.index: e for e in read_episodes(plain)}
+    queries = 0
+    for ep in read_episodes(probed):
+        assert ep.policy == "expert+score:0.5" and ep.won
+        actions = [s.action for s in ep.steps]
+        assert [a for a in actions if a != "score"] == [s.action for s in plain_eps[ep.index].steps]
+        assert all(not (a == b == "score") for a, b in zip(actions, actions[1:]))
+        turns, score = 1, 0.0
+        for step in ep.steps:
+            if step.action == "score":
+                queries += 1
+                m = re.fullmatch(r"You have so far scored (\d+) out of a possible \d+, in (\d+) turns?\.",
+                                 step.observation)
+                assert m, step.observation
+                assert (int(m.group(1)), int(m.group(2))) == (score, turns)
+                assert step.reward == 0
+            else:
+                turns, score = turns + 1, score + step.reward
+        assert ep.steps[-1].observation.endswith(f"in {turns} turns.")
+    assert queries >= 4
+
+
+def test_score_queries_need_an_env_with_a_score_command():
+    import gymnasium as gym
+
+    policy = make_policy("expert+score:0.9", seed=0)
+    assert policy.name == "expert+score:0.9"
+    env = gym.make("ALFWorld-v0")
+    obs, info = env.reset(seed=0, options={"game": 0, "split": "train"})
+    with pytest.raises(ValueError, match="no score command"):
+        for _ in range(20):
+            policy(env, obs, info)
+    env.close()
+    with pytest.raises(ValueError, match=r"valid: '\+score:P'"):
+        make_policy("expert+hint:0.3")
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        make_policy("random+score:1")
+
+
 def test_explore_tries_every_move_and_open_once_before_anything_else():
     """In ALFWorld the explore policy goes to every receptacle, opening each closed one it stands at, never
     twice, before it falls back to random play."""
