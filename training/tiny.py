@@ -71,6 +71,19 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+#: The same, with the user turns numbered ("<|im_start|>user 3"): the turn index as a token, for envs whose text
+#: counts the player's commands (TextWorld's "in 4 turns"), which a 2-layer model does not learn to count.
+CHAT_TEMPLATE_NUMBERED = (
+    "{% set ns = namespace(turn=0) %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{% set ns.turn = ns.turn + 1 %}"
+    "{{ '<|im_start|>user ' ~ ns.turn ~ '\n' }}"
+    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' }}{% endif %}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{{ '\n' }}{% else %}{{ message['content'] + '<|im_end|>' + '\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 #: Words (with their leading space), single digits, punctuation runs, whitespace runs.
 PRETOKENIZE_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -108,6 +121,9 @@ class TinyPreset:
     """How text is cut before BPE merges (see the module doc): ``words`` (words, digits, punctuation),
     ``entities`` (the same, but "apple 1" stays one piece) or ``entity-phrases`` (numbered entities and the text
     between them)."""
+    turn_numbers: bool = False
+    """Number the user turns in the chat template ("<|im_start|>user 3"; ``CHAT_TEMPLATE_NUMBERED``), each number
+    one token: the index of the current command is then read, not counted."""
     copy_init: bool = False
     """Initialise every attention layer's output projection as the transpose of its (orthogonal) value
     projection, so attending to a token writes that token back: heads copy from the start and only have to
@@ -129,6 +145,8 @@ PRESETS: dict[str, TinyPreset] = {
     "tiny": TinyPreset(),
     # The ALFWorld default: items sit two tokens behind their receptacle (train it with --induction-warmup).
     "tiny-phrases": TinyPreset(pretokenizer="entity-phrases"),
+    # Numbered user turns (TextWorld prints the number of commands when the game ends).
+    "tiny-turns": TinyPreset(turn_numbers=True),
     "tiny-s": TinyPreset(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=256),
     "tiny-m": TinyPreset(hidden_size=256, num_layers=4, num_heads=8, intermediate_size=704),
     "tiny-l": TinyPreset(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1024),
@@ -159,7 +177,8 @@ def train_tokenizer(texts: Iterable[str], preset: TinyPreset | None = None):
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>", unk_token=None, chat_template=CHAT_TEMPLATE,
+                                   pad_token="<|endoftext|>", unk_token=None,
+                                   chat_template=CHAT_TEMPLATE_NUMBERED if preset.turn_numbers else CHAT_TEMPLATE,
                                    clean_up_tokenization_spaces=False)
 
 
@@ -207,11 +226,16 @@ def init_copying_heads(model: Any) -> None:
             o.copy_(v.t())
 
 
-def chat_texts(chats: Iterable[list[dict[str, str]]]) -> Iterable[str]:
-    """The message contents of ``chats`` (what the tokenizer is trained on), plus the role names."""
+def chat_texts(chats: Iterable[list[dict[str, str]]], turn_numbers: bool = False) -> Iterable[str]:
+    """The message contents of ``chats`` (what the tokenizer is trained on), plus the role names (and, with
+    ``turn_numbers``, each numbered user header, so "user 3" becomes one token)."""
     yield "system user assistant"
     for chat in chats:
+        turn = 0
         for m in chat:
+            if turn_numbers and m["role"] == "user":
+                turn += 1
+                yield f"user {turn}"
             yield m["content"]
 
 
@@ -219,7 +243,7 @@ def build_tiny(chats: list[list[dict[str, str]]], preset: TinyPreset | str = "ti
     """Tokenizer trained on ``chats`` and a fresh model for it: ``(model, tokenizer)``."""
     if isinstance(preset, str):
         preset = get_preset(preset)
-    tokenizer = train_tokenizer(chat_texts(chats), preset)
+    tokenizer = train_tokenizer(chat_texts(chats, preset.turn_numbers), preset)
     return build_model(tokenizer, preset, seed=seed), tokenizer
 
 
