@@ -268,8 +268,8 @@ def scoring(game: Any) -> list[str]:
             if q.reward:
                 what = " and ".join(_clause(p, names) for p in e.condition.preconditions)
                 lines.append(f"{q.reward} point{'s' if q.reward != 1 else ''} when {what}.")
-        # TextWorld loads a quest's fail events in set order, which changes with the process's hash seed:
-        # sorted, the same game has the same context in every process (and in every collection run).
+        # TextWorld's generator writes a quest's fail events in no fixed order: sorted, the same game has the same
+        # context whichever generation of it is played.
         lines += sorted(f"The game is lost when {' and '.join(_clause(p, names) for p in e.condition.preconditions)}."
                         for e in q.fail_events)
     return list(dict.fromkeys(lines))  # a loss shared by several quests is said once

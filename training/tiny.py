@@ -61,29 +61,26 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-#: ChatML (the Qwen2.5 format of the released Word2World checkpoints). The
-#: ``generation`` tags let ``apply_chat_template(return_assistant_tokens_mask=True)`` work.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
-    "{{ '\n' }}{% else %}{{ message['content'] + '<|im_end|>' + '\n' }}{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+def _chatml(user_header: str) -> str:
+    """ChatML with ``user_header`` (Jinja) opening each user turn. The ``generation`` tags let
+    ``apply_chat_template(return_assistant_tokens_mask=True)`` work."""
+    return (
+        "{% for message in messages %}"
+        + user_header +
+        "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+        "{{ '\n' }}{% else %}{{ message['content'] + '<|im_end|>' + '\n' }}{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
+
+
+#: ChatML (the Qwen2.5 format of the released Word2World checkpoints).
+CHAT_TEMPLATE = _chatml("{{ '<|im_start|>' + message['role'] + '\n' }}")
 #: The same, with the user turns numbered ("<|im_start|>user 3"): the turn index as a token, for envs whose text
 #: counts the player's commands (TextWorld's "in 4 turns"), which a 2-layer model does not learn to count.
-CHAT_TEMPLATE_NUMBERED = (
-    "{% set ns = namespace(turn=0) %}"
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}{% set ns.turn = ns.turn + 1 %}"
-    "{{ '<|im_start|>user ' ~ ns.turn ~ '\n' }}"
-    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' }}{% endif %}"
-    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
-    "{{ '\n' }}{% else %}{{ message['content'] + '<|im_end|>' + '\n' }}{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+CHAT_TEMPLATE_NUMBERED = "{% set ns = namespace(turn=0) %}" + _chatml(
+    "{% if message['role'] == 'user' %}{% set ns.turn = ns.turn + 1 %}{{ '<|im_start|>user ' ~ ns.turn ~ '\n' }}"
+    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' }}{% endif %}")
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 #: Words (with their leading space), single digits, punctuation runs, whitespace runs.
 PRETOKENIZE_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""

@@ -44,7 +44,8 @@ def test_turn_numbers_give_each_user_header_one_token_and_no_label(tmp_path):
     def chat(n):
         msgs = [{"role": "system", "content": "Task: eat the apple."}]
         for k in range(n):
-            msgs += [{"role": "user", "content": "look"}, {"role": "assistant", "content": f"You scored 0, in {k + 2} turns."}]
+            msgs += [{"role": "user", "content": "look"},
+                     {"role": "assistant", "content": f"You scored 0, in {k + 2} turns."}]
         return msgs
 
     chats = [chat(n) for n in (3, 5, 12, 12)]  # a header becomes a token where it occurs twice (min_frequency)
