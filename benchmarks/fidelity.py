@@ -128,6 +128,9 @@ def summarise(scores: list[StepScore]) -> dict[str, Any]:
                 "steps": len(rows), "exact": sum(r.em for r in rows),
                 "parse_errors": sum(r.parse_error is not None for r in rows)}
 
+    def with_differences(rows: list[StepScore]) -> dict[str, Any]:
+        return {**block(rows), "first_differences": first_differences(rows)}
+
     by_policy, by_step, by_action = defaultdict(list), defaultdict(list), defaultdict(list)
     for r in scores:
         by_policy[r.policy].append(r)
@@ -137,7 +140,34 @@ def summarise(scores: list[StepScore]) -> dict[str, Any]:
     return {**block(scores), "episodes": len({(r.policy, r.game_id) for r in scores}),
             "per_policy": {p: block(rows) for p, rows in sorted(by_policy.items())},
             "per_step": {str(s): block(rows) for s, rows in sorted(by_step.items())},
-            "per_action": {a: block(rows) for a, rows in most_frequent_first}}
+            "per_action": {a: with_differences(rows) for a, rows in most_frequent_first}}
+
+
+#: Buckets of :func:`first_differences`: where in the observation (in words) the wrong steps go wrong.
+DIFF_BUCKETS = ((0, 0, "0"), (1, 4, "1-4"), (5, 19, "5-19"), (20, None, "20+"))
+
+
+def _bucket(at: int) -> str:
+    return next(name for lo, hi, name in DIFF_BUCKETS if at >= lo and (hi is None or at <= hi))
+
+
+def first_differences(rows: list[StepScore], top: int = 3) -> dict[str, Any]:
+    """Where the wrong steps of ``rows`` first leave the gold text (:func:`metrics.first_difference`).
+
+    ``at``: how many wrong steps differ from word 0, 1-4, 5-19 or 20+ on; ``common``: the ``top`` most frequent
+    (word before, gold word, predicted word) triples with their counts. A go step that names the wrong room
+    shows as ``["-=", "Pantry", "Kitchen", n]``; a twin that stops before a score line as ``[".", "\\n",
+    "(end)", n]``."""
+    at = {name: 0 for _, _, name in DIFF_BUCKETS}
+    triples: dict[tuple[str, str, str], int] = defaultdict(int)
+    for r in rows:
+        d = metrics.first_difference(r.prediction, r.gold)
+        if d is None:
+            continue
+        at[_bucket(d.at)] += 1
+        triples[(d.before.rsplit(" ", 1)[-1], d.gold, d.predicted)] += 1
+    common = sorted(triples.items(), key=lambda kv: -kv[1])[:top]  # stable: first seen wins a tie
+    return {"at": at, "common": [[*k, n] for k, n in common]}
 
 
 def run(cfg: FidelityConfig, models: dict[str, Any], out: str | None = None, run_name: str | None = None,
@@ -201,8 +231,17 @@ def _markdown(results: dict[str, Any], mismatches: dict[str, list[StepScore]], f
     for env, s in results["envs"].items():
         prow = [[p, f"{100 * v['em']:.2f}", f"{v['f1']:.3f}", v["steps"]] for p, v in s["per_policy"].items()]
         parts += [f"### {env} by gold policy", "", md_table(["policy", "EM (%)", "token F1", "steps"], prow), ""]
-        arow = [[a, f"{100 * v['em']:.2f}", f"{v['f1']:.3f}", v["steps"]] for a, v in s["per_action"].items()]
-        parts += [f"### {env} by action", "", md_table(["action", "EM (%)", "token F1", "steps"], arow), ""]
+        arow = [[a, f"{100 * v['em']:.2f}", f"{v['f1']:.3f}", v["steps"],
+                 " / ".join(str(n) for n in v["first_differences"]["at"].values()),
+                 "; ".join(f"{_unit(b)} {_unit(g)} -> {_unit(p)} ({n})"
+                           for b, g, p, n in v["first_differences"]["common"])]
+                for a, v in s["per_action"].items()]
+        buckets = " / ".join(name for _, _, name in DIFF_BUCKETS)
+        parts += [f"### {env} by action", "",
+                  "Wrong steps by the word where the prediction first leaves the gold text, and the most common "
+                  "(word before, gold -> predicted) there.", "",
+                  md_table(["action", "EM (%)", "token F1", "steps", f"first difference at word {buckets}",
+                            "most common first differences"], arow), ""]
     parts += [f"![{f}]({f})" for f in figures] + [""]
     for env, rows in mismatches.items():
         if rows:
@@ -212,6 +251,11 @@ def _markdown(results: dict[str, Any], mismatches: dict[str, list[StepScore]], f
                           f"gold `{_short(r.gold)}`"]
             parts.append("")
     return "\n".join(parts)
+
+
+def _unit(u: str) -> str:
+    """A unit of :func:`metrics.first_difference` as Markdown code (line breaks shown as ``\\n``)."""
+    return "`" + u.replace("\n", "\\n").replace("`", "'").replace("|", "\\|") + "`"
 
 
 def _short(text: str, n: int = 160) -> str:

@@ -5,6 +5,9 @@
   ``[SUCCESS]`` on the winning step is wrong).
 - :func:`token_f1`: bag-of-tokens F1 (SQuAD style) on lower-cased word and
   punctuation tokens, so a near miss scores between 0 and 1.
+- :func:`first_difference`: where a wrong prediction leaves the gold text (word
+  index, gold word, predicted word), so a report can say *what* a twin gets
+  wrong ("the room after '-='", "a score line or the end") and not only how often.
 - :func:`success_rate`: a rate with its counts (``wins/n``), never a bare float.
 - :func:`consistency_ratio`: CR = W2R / Real. With Real = 0 the ratio is
   undefined: it is ``None`` and :func:`cr_note` says why.
@@ -39,6 +42,43 @@ def gold_text(observation: str, won: bool) -> str:
 def tokenize(text: str) -> list[str]:
     """Lower-cased word and punctuation tokens (``"[SUCCESS]"`` → ``[, success, ]``)."""
     return _TOKEN_RE.findall(text.lower())
+
+
+#: Words, runs of punctuation and line breaks, case kept: the units :func:`first_difference` counts in.
+_DIFF_RE = re.compile(r"\w+|[^\w\s]+|\n")
+#: What :func:`first_difference` reports where one text ends before the other.
+END = "(end)"
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstDifference:
+    """Where a prediction first leaves its gold text (both ``strip()``-ed, in :data:`_DIFF_RE` units)."""
+
+    at: int
+    """Index of the first differing unit (0 = the first word already differs)."""
+    gold: str
+    """The gold unit there (``"(end)"``: the prediction goes on where the gold text ends)."""
+    predicted: str
+    """The predicted unit there (``"(end)"``: the prediction stops early)."""
+    before: str
+    """Up to four gold units before it, for reading."""
+
+
+def first_difference(prediction: str, gold: str) -> FirstDifference | None:
+    """The first unit where ``prediction`` and ``gold`` differ, or ``None`` when they match (after ``strip()``).
+
+    Units are words, punctuation runs and line breaks, case kept: ``"-= Kitchen =-"`` against ``"-= Pantry =-"``
+    differs at unit 1, ``Kitchen`` -> ``Pantry``. Texts that differ only in spacing inside a line are reported at
+    the unit after the common ones, with both units equal."""
+    pred, ref = prediction.strip(), gold.strip()
+    if pred == ref:
+        return None
+    p, g = _DIFF_RE.findall(pred), _DIFF_RE.findall(ref)
+    i = 0
+    while i < len(p) and i < len(g) and p[i] == g[i]:
+        i += 1
+    before = " ".join(u if u != "\n" else "\\n" for u in g[max(0, i - 4):i])
+    return FirstDifference(i, g[i] if i < len(g) else END, p[i] if i < len(p) else END, before)
 
 
 def token_f1(prediction: str, gold: str) -> float:

@@ -28,6 +28,9 @@ def test_fidelity_scores_a_model_on_gold_episodes(tmp_path, trained_textworld_mo
     assert {a: v["steps"] for a, v in tw["per_action"].items()} == verbs
     assert sum(v["exact"] for v in tw["per_action"].values()) == tw["exact"]
     assert "### TextWorld-v0 by action" in (out / "report.md").read_text()
+    assert "first difference at word 0 / 1-4 / 5-19 / 20+" in (out / "report.md").read_text()
+    for v in tw["per_action"].values():  # every wrong step is placed once
+        assert sum(v["first_differences"]["at"].values()) == v["steps"] - v["exact"]
     # The model memorised these episodes: most predictions, markers included, are exact.
     assert tw["em"] >= 0.5 and tw["f1"] >= tw["em"]
     assert tw["published_7b_em"] == 70.60
@@ -58,6 +61,27 @@ def test_summary_groups_steps_by_action_verb_most_frequent_first():
     assert s["per_action"]["go"]["steps"] == 3 and s["per_action"]["go"]["exact"] == 1
     assert s["per_action"]["take"]["em"] == 1.0
     assert action_kind("  ") == "(empty)"
+
+
+def test_summary_says_where_each_action_goes_wrong():
+    from wmgym.benchmarks.fidelity import StepScore, summarise
+
+    def score(action, pred, gold):
+        return StepScore("TextWorld-v0", "expert", "g", 1, action, pred.strip() == gold.strip(), 0.0, None, pred, gold)
+
+    room = "-= {} =-\nYou are in a {}. " + " ".join(["A plain room."] * 6)
+    s = summarise([score("go north", room.format("Kitchen", "kitchen"), room.format("Pantry", "pantry")),
+                   score("go south", room.format("Kitchen", "kitchen"), room.format("Garage", "garage")),
+                   score("go east", room.format("Pantry", "pantry"), room.format("Pantry", "pantry")),
+                   score("go west", room.format("Pantry", "kitchen"), room.format("Pantry", "pantry")),
+                   score("go up", room.format("Pantry", "pantry") + "!", room.format("Pantry", "pantry")),
+                   score("take key", "You take the key.", "You take the key.\n\nYour score has just gone up."),
+                   score("take key", "Taken.", "You take the key.")])
+    go, take = s["per_action"]["go"]["first_differences"], s["per_action"]["take"]["first_differences"]
+    assert go["at"] == {"0": 0, "1-4": 2, "5-19": 1, "20+": 1}  # the exact step is not counted
+    assert go["common"][0] == ["-=", "Pantry", "Kitchen", 1] and len(go["common"]) == 3
+    assert take["at"] == {"0": 1, "1-4": 0, "5-19": 1, "20+": 0}
+    assert ["", "You", "Taken", 1] in take["common"] and [".", "\n", "(end)", 1] in take["common"]
 
 
 def test_fidelity_config_errors_name_the_bad_value():

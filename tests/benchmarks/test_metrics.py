@@ -34,6 +34,25 @@ def test_token_f1_hand_made():
     assert metrics.tokenize("Done [SUCCESS]") == ["done", "[", "success", "]"]
 
 
+def test_first_difference_names_the_word_where_a_prediction_leaves_the_gold():
+    d = metrics.first_difference("-= Kitchen =-\nYou're in a kitchen.", "-= Pantry =-\nYou're in a pantry.")
+    assert (d.at, d.gold, d.predicted, d.before) == (1, "Pantry", "Kitchen", "-=")
+    # A twin that stops before a score line, and one that writes a line the game did not.
+    d = metrics.first_difference("You take the key.", "You take the key.\n\nYour score has just gone up.")
+    assert (d.at, d.gold, d.predicted, d.before) == (5, "\n", metrics.END, "take the key .")
+    d = metrics.first_difference("You take the key.\n\nYour score", "You take the key.")
+    assert (d.gold, d.predicted) == (metrics.END, "\n")
+    assert metrics.first_difference(" You win. [SUCCESS]\n", "You win. [SUCCESS]") is None  # EM's strip()
+    d = metrics.first_difference("You win.", "You win. [SUCCESS]")  # the marker is part of the text
+    assert (d.at, d.gold, d.predicted) == (3, "[", metrics.END)
+    assert metrics.first_difference("in 5 turns", "in 15 turns").gold == "15"  # numbers are whole units
+    # Case and punctuation runs count; only spacing inside a line is invisible to the units.
+    assert metrics.first_difference("you win", "You win").at == 0
+    assert metrics.first_difference("Wait...", "Wait.").gold == "."
+    d = metrics.first_difference("a  b", "a b")
+    assert (d.at, d.gold, d.predicted) == (2, metrics.END, metrics.END)
+
+
 def test_consistency_ratio_real_zero_is_undefined():
     assert metrics.consistency_ratio(0.5, 0.0) is None
     assert metrics.consistency_ratio(metrics.Rate(0, 10), metrics.Rate(0, 10)) is None

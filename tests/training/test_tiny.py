@@ -84,9 +84,10 @@ def test_a_twin_with_numbered_turns_prompts_with_the_number_of_the_current_comma
     twin.reset(seed=0, options={"game": 0})
     twin.step("look")
     twin.step("inventory")
-    wm = twin.unwrapped.world_model
-    ep = wm._episode(twin.unwrapped.handle)
-    prompt = tok.decode(wm.chat_ids(wm._messages(ep, "go north")))
+    from wmgym.worldmodels.protocol import build_messages
+
+    wm, handle = twin.unwrapped.world_model, twin.unwrapped.handle
+    prompt = tok.decode(wm.chat_ids(build_messages(twin.unwrapped.init_context, wm.history(handle), "go north")))
     assert [line for line in prompt.split("\n") if line.startswith("<|im_start|>user")] == [
         "<|im_start|>user 1", "<|im_start|>user 2", "<|im_start|>user 3"]
     assert prompt.endswith("<|im_start|>user 3\ngo north<|im_end|>\n<|im_start|>assistant\n")
