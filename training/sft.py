@@ -313,7 +313,7 @@ def load_model(cfg: SFTConfig, train_episodes: list) -> tuple[Any, Any]:
         else:
             from wmgym.training.data import episode_chats
 
-            tokenizer = tiny.train_tokenizer(tiny.chat_texts(m for _, m in episode_chats(train_episodes)), preset)
+            tokenizer = tiny.build_tokenizer((m for _, m in episode_chats(train_episodes)), preset)
             tiny.save_tokenizer(tokenizer, out / "init")
         model = tiny.build_model(tokenizer, preset, seed=cfg.seed)
         if cfg.induction_warmup:

@@ -76,11 +76,19 @@ def _chatml(user_header: str) -> str:
 
 #: ChatML (the Qwen2.5 format of the released Word2World checkpoints).
 CHAT_TEMPLATE = _chatml("{{ '<|im_start|>' + message['role'] + '\n' }}")
-#: The same, with the user turns numbered ("<|im_start|>user 3"): the turn index as a token, for envs whose text
-#: counts the player's commands (TextWorld's "in 4 turns"), which a 2-layer model does not learn to count.
-CHAT_TEMPLATE_NUMBERED = "{% set ns = namespace(turn=0) %}" + _chatml(
-    "{% if message['role'] == 'user' %}{% set ns.turn = ns.turn + 1 %}{{ '<|im_start|>user ' ~ ns.turn ~ '\n' }}"
-    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' }}{% endif %}")
+
+
+def numbered_template(first_turn: int = 1) -> str:
+    """ChatML with the user turns numbered from ``first_turn`` ("<|im_start|>user 3"): the turn index as a token,
+    for envs whose text counts the player's commands (TextWorld's "in 4 turns"), which a 2-layer model does not
+    learn to count."""
+    return f"{{% set ns = namespace(turn={first_turn - 1}) %}}" + _chatml(
+        "{% if message['role'] == 'user' %}{% set ns.turn = ns.turn + 1 %}{{ '<|im_start|>user ' ~ ns.turn ~ '\n' }}"
+        "{% else %}{{ '<|im_start|>' + message['role'] + '\n' }}{% endif %}")
+
+
+#: User turns numbered from 1.
+CHAT_TEMPLATE_NUMBERED = numbered_template(1)
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 #: Words (with their leading space), single digits, punctuation runs, whitespace runs.
 PRETOKENIZE_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -119,8 +127,12 @@ class TinyPreset:
     ``entities`` (the same, but "apple 1" stays one piece) or ``entity-phrases`` (numbered entities and the text
     between them)."""
     turn_numbers: bool = False
-    """Number the user turns in the chat template ("<|im_start|>user 3"; ``CHAT_TEMPLATE_NUMBERED``), each number
-    one token: the index of the current command is then read, not counted."""
+    """Number the user turns in the chat template ("<|im_start|>user 3"; :func:`numbered_template`): the index of
+    the current command is then read, not counted."""
+    first_turn: int = 1
+    """With ``turn_numbers``: the number of the first user turn. TextWorld's ``tiny-count`` starts at 2, so a
+    header carries the turn count the game prints once that command is played (Inform counts the turn the game
+    starts in), and with digits as their own tokens the count in the text is a copy of the header's number."""
     copy_init: bool = False
     """Initialise every attention layer's output projection as the transpose of its (orthogonal) value
     projection, so attending to a token writes that token back: heads copy from the start and only have to
@@ -131,6 +143,8 @@ class TinyPreset:
             raise ValueError(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}")
         if self.pretokenizer not in PRETOKENIZERS:
             raise ValueError(f"unknown pretokenizer {self.pretokenizer!r}; valid: {sorted(PRETOKENIZERS)}")
+        if self.first_turn < 0:
+            raise ValueError(f"first_turn={self.first_turn} must be >= 0")
         if self.vocab_size < 300:
             raise ValueError(f"vocab_size={self.vocab_size} must be >= 300 (256 bytes + special tokens + merges)")
 
@@ -144,6 +158,9 @@ PRESETS: dict[str, TinyPreset] = {
     "tiny-phrases": TinyPreset(pretokenizer="entity-phrases"),
     # Numbered user turns (TextWorld prints the number of commands when the game ends).
     "tiny-turns": TinyPreset(turn_numbers=True),
+    # The TextWorld default: user turns numbered with the count the game prints after the command, digits as
+    # their own tokens ("user 5" ... "in 5 turns"), so the count is copied, not mapped from the header.
+    "tiny-count": TinyPreset(pretokenizer="words", turn_numbers=True, first_turn=2),
     "tiny-s": TinyPreset(hidden_size=96, num_layers=2, num_heads=4, intermediate_size=256),
     "tiny-m": TinyPreset(hidden_size=256, num_layers=4, num_heads=8, intermediate_size=704),
     "tiny-l": TinyPreset(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1024),
@@ -175,7 +192,8 @@ def train_tokenizer(texts: Iterable[str], preset: TinyPreset | None = None):
     tok.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", unk_token=None,
-                                   chat_template=CHAT_TEMPLATE_NUMBERED if preset.turn_numbers else CHAT_TEMPLATE,
+                                   chat_template=(numbered_template(preset.first_turn) if preset.turn_numbers
+                                                  else CHAT_TEMPLATE),
                                    clean_up_tokenization_spaces=False)
 
 
@@ -223,12 +241,13 @@ def init_copying_heads(model: Any) -> None:
             o.copy_(v.t())
 
 
-def chat_texts(chats: Iterable[list[dict[str, str]]], turn_numbers: bool = False) -> Iterable[str]:
+def chat_texts(chats: Iterable[list[dict[str, str]]], turn_numbers: bool = False,
+               first_turn: int = 1) -> Iterable[str]:
     """The message contents of ``chats`` (what the tokenizer is trained on), plus the role names (and, with
-    ``turn_numbers``, each numbered user header, so "user 3" becomes one token)."""
+    ``turn_numbers``, each numbered user header from ``first_turn`` on, so "user 3" is one piece)."""
     yield "system user assistant"
     for chat in chats:
-        turn = 0
+        turn = first_turn - 1
         for m in chat:
             if turn_numbers and m["role"] == "user":
                 turn += 1
@@ -236,11 +255,18 @@ def chat_texts(chats: Iterable[list[dict[str, str]]], turn_numbers: bool = False
             yield m["content"]
 
 
+def build_tokenizer(chats: Iterable[list[dict[str, str]]], preset: TinyPreset | str = "tiny"):
+    """The tokenizer of ``preset`` trained on ``chats`` (their texts and, with turn numbers, their headers)."""
+    if isinstance(preset, str):
+        preset = get_preset(preset)
+    return train_tokenizer(chat_texts(chats, preset.turn_numbers, preset.first_turn), preset)
+
+
 def build_tiny(chats: list[list[dict[str, str]]], preset: TinyPreset | str = "tiny", seed: int = 0):
     """Tokenizer trained on ``chats`` and a fresh model for it: ``(model, tokenizer)``."""
     if isinstance(preset, str):
         preset = get_preset(preset)
-    tokenizer = train_tokenizer(chat_texts(chats, preset.turn_numbers), preset)
+    tokenizer = build_tokenizer(chats, preset)
     return build_model(tokenizer, preset, seed=seed), tokenizer
 
 

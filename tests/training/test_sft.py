@@ -122,6 +122,43 @@ def test_lora_on_a_local_pretrained_model_changes_its_weights(tw_file, tiny_mode
     assert summary["lora"] and summary["steps"] == 3
 
 
+def test_sft_tokenizer_numbers_turns_as_its_preset_says(tw_file, tmp_path):
+    """``--preset tiny-count``: the trained tokenizer numbers the user turns from 2, so on a won game the count
+    the game prints ("in 5 turns") is the same tokens as the last header's number. ``tiny-turns``: each header
+    is one token (the SFT path once trained the tokenizer without the headers, which then split in two)."""
+    from transformers import AutoTokenizer
+
+    from wmgym.cli import main
+    from wmgym.training.data import episode_chats
+    from wmgym.training.trajectories import load_episodes
+
+    out = tmp_path / "run"
+    args = _sft_args(tw_file, str(out), steps=2)
+    assert main([*args[:args.index("--preset") + 1], "tiny-count", *args[args.index("--preset") + 2:]]) == 0
+    tok = AutoTokenizer.from_pretrained(out)
+    won = [chat for ep, (_, chat) in zip(load_episodes(tw_file), episode_chats(load_episodes(tw_file))) if ep.won]
+    assert won
+    for chat in won:
+        ids = tok.apply_chat_template(chat, tokenize=True, return_dict=False)
+        pieces = [tok.decode([i]) for i in ids]
+        starts = [k for k, p in enumerate(pieces) if p == "<|im_start|>"]
+        last_user = max(k for k in starts if "".join(pieces[k + 1:k + 3]).startswith("user"))
+        header = "".join(pieces[last_user:pieces.index("\n", last_user)])
+        n_commands = sum(m["role"] == "user" for m in chat)
+        assert header == f"<|im_start|>user {n_commands + 1}"
+        number = ids[last_user + 2:pieces.index("\n", last_user)]  # after "<|im_start|>", "user"
+        end = len(ids) - ids[::-1].index(tok.convert_tokens_to_ids("<|im_end|>")) - 1
+        turns = [k for k in range(end) if pieces[k] == " turns"][-1]
+        assert ids[turns - len(number):turns] == number  # "... in 5 turns.": the header's tokens
+    # tiny-turns: each header one token, as its tokenizer was trained on them
+    out = tmp_path / "turns"
+    args = _sft_args(tw_file, str(out), steps=1)
+    assert main([*args[:args.index("--preset") + 1], "tiny-turns", *args[args.index("--preset") + 2:]]) == 0
+    tok = AutoTokenizer.from_pretrained(out)
+    pieces = [tok.decode([i]) for i in tok.apply_chat_template(won[0], tokenize=True, return_dict=False)]
+    assert [p for p in pieces if p.startswith("user")] == [f"user {k}" for k in range(1, len(won[0]) // 2 + 1)]
+
+
 def test_chats_that_do_not_fit_max_length_are_refused_not_looped_over(tw_file, tmp_path, capsys):
     """When no turn fits ``max_length`` with its system prompt there is nothing to train on: a clear error
     (it used to spin forever building an empty batch schedule)."""

@@ -67,6 +67,36 @@ def test_turn_numbers_give_each_user_header_one_token_and_no_label(tmp_path):
     assert "<|im_start|>user\nlook" in plain.apply_chat_template(chats[0], tokenize=False)
 
 
+def test_tiny_count_headers_carry_the_count_the_text_prints_in_the_same_tokens():
+    """``tiny-count`` numbers the user turns from 2 with digits as their own tokens: after k commands the game
+    says "in k + 1 turns", and the k-th header's number is those very tokens (a copy, not a mapping)."""
+    from wmgym.training.data import IGNORE_INDEX, tokenize_chat
+
+    def chat(n):
+        msgs = [{"role": "system", "content": "Task: eat the apple."}]
+        for k in range(1, n + 1):
+            msgs += [{"role": "user", "content": "look"},
+                     {"role": "assistant", "content": f"You scored 0 out of a possible 1, in {k + 1} turns."}]
+        return msgs
+
+    chats = [chat(n) for n in (3, 5, 12, 12)]
+    tok = tiny.build_tokenizer(chats, "tiny-count")
+    text = tok.apply_chat_template(chats[2], tokenize=False)
+    assert "<|im_start|>user 2\nlook" in text and "<|im_start|>user 13\nlook" in text
+    ids = tok(text)["input_ids"]
+    pieces = [tok.decode([i]) for i in ids]
+    headers = [k for k, p in enumerate(pieces) if p == "user"]
+    counts = [k for k, p in enumerate(pieces) if p == " turns"]
+    assert len(headers) == len(counts) == 12
+    for h, c in zip(headers, counts):
+        number = ids[h + 1:pieces.index("\n", h)]
+        assert ids[c - len(number):c] == number and tok.decode(number).strip().isdigit()
+    tc = tokenize_chat(tok, chats[2])  # the labels still cover only the observations
+    assert tok.decode([t for t in tc.labels if t != IGNORE_INDEX]).count("<|im_end|>") == 12
+    with pytest.raises(ValueError, match="first_turn=-1"):
+        tiny.TinyPreset(turn_numbers=True, first_turn=-1)
+
+
 def test_a_twin_with_numbered_turns_prompts_with_the_number_of_the_current_command(tmp_path):
     """The twin renders its prompt with the saved template, so the model reads the command's number in play as
     it did in training (a fresh, untrained model: this is about the prompt, not the prediction)."""
