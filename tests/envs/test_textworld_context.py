@@ -125,7 +125,7 @@ def test_scoring_matches_the_game(index):
     assert f"*** The End *** You scored {info['max_score']} out of a possible {info['max_score']}, in" in ctx
     assert ctx.index("Rooms (as look") < ctx.index("Map (where") < ctx.index("Things (as examine") \
         < ctx.index("Scoring:") < ctx.index("First observation:")
-    assert TextWorldEnv.context_version == 3
+    assert TextWorldEnv.context_version == 4
     env.close()
 
 
