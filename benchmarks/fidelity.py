@@ -254,7 +254,10 @@ def _markdown(results: dict[str, Any], mismatches: dict[str, list[StepScore]], f
 
 
 def _unit(u: str) -> str:
-    """A unit of :func:`metrics.first_difference` as Markdown code (line breaks shown as ``\\n``)."""
+    """A unit of :func:`metrics.first_difference` as Markdown code (line breaks shown as ``\\n``; nothing before
+    the first word as ``(start)``)."""
+    if not u:
+        return "(start)"
     return "`" + u.replace("\n", "\\n").replace("`", "'").replace("|", "\\|") + "`"
 
 
