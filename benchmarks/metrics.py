@@ -61,7 +61,7 @@ class FirstDifference:
     predicted: str
     """The predicted unit there (``"(end)"``: the prediction stops early)."""
     before: str
-    """Up to four gold units before it, for reading."""
+    """Up to four gold units before it, joined by spaces, for reading."""
 
 
 def first_difference(prediction: str, gold: str) -> FirstDifference | None:
@@ -77,7 +77,7 @@ def first_difference(prediction: str, gold: str) -> FirstDifference | None:
     i = 0
     while i < len(p) and i < len(g) and p[i] == g[i]:
         i += 1
-    before = " ".join(u if u != "\n" else "\\n" for u in g[max(0, i - 4):i])
+    before = " ".join(g[max(0, i - 4):i])  # raw units, as ``gold`` and ``predicted``: reports escape them
     return FirstDifference(i, g[i] if i < len(g) else END, p[i] if i < len(p) else END, before)
 
 

@@ -76,7 +76,7 @@ _TINY_SFT = {"preset": "tiny", "curriculum": 0.3, "max_steps": 1600, "batch_toke
 #: then a list warm-up, so the next item is found by the item two tokens back (83.6% -> 89.1%, same data and steps;
 #: 90.6% in the quickstart with context version 3).
 _ALFWORLD_SFT = {**_TINY_SFT, "preset": "tiny-phrases", "induction_warmup": 1500, "list_warmup": 400}
-#: TextWorld (context version 3: every room and thing as the game shows it, the map, what each opening prints, the
+#: TextWorld (context version 3-4: every room and thing as the game shows it, the map, what each opening prints, the
 #: scoring): contexts of up to ~2.7k tokens, so 4k-token chats; the induction warm-up (held-out EM 47.0% without
 #: it, 50.7% with it, same data), then the recall task: a warm-up and a quarter of the SFT batches, so copying
 #: out of the prompt is not unlearnt (54.4% in the quickstart; see the README); and numbered user turns, since the

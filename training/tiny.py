@@ -86,9 +86,6 @@ def numbered_template(first_turn: int = 1) -> str:
         "{% if message['role'] == 'user' %}{% set ns.turn = ns.turn + 1 %}{{ '<|im_start|>user ' ~ ns.turn ~ '\n' }}"
         "{% else %}{{ '<|im_start|>' + message['role'] + '\n' }}{% endif %}")
 
-
-#: User turns numbered from 1.
-CHAT_TEMPLATE_NUMBERED = numbered_template(1)
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 #: Words (with their leading space), single digits, punctuation runs, whitespace runs.
 PRETOKENIZE_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""

@@ -28,8 +28,8 @@ def tw_file(tmp_path_factory, textworld_expert_episodes):
     return str(path)
 
 
-def _sft_args(data: str, out: str, steps: int, save_steps: int = 1000) -> list[str]:
-    return ["train", "sft", "--data", data, "--out", out, "--preset", "tiny-s", "--max-steps", str(steps),
+def _sft_args(data: str, out: str, steps: int, save_steps: int = 1000, preset: str = "tiny-s") -> list[str]:
+    return ["train", "sft", "--data", data, "--out", out, "--preset", preset, "--max-steps", str(steps),
             "--save-steps", str(save_steps), "--eval-fraction", "0", "--max-length", "2048",
             "--batch-tokens", "2048", "--logging-steps", "2", "--lr", "3e-3", "--no-progress"]
 
@@ -133,10 +133,10 @@ def test_sft_tokenizer_numbers_turns_as_its_preset_says(tw_file, tmp_path):
     from wmgym.training.trajectories import load_episodes
 
     out = tmp_path / "run"
-    args = _sft_args(tw_file, str(out), steps=2)
-    assert main([*args[:args.index("--preset") + 1], "tiny-count", *args[args.index("--preset") + 2:]]) == 0
+    assert main(_sft_args(tw_file, str(out), steps=2, preset="tiny-count")) == 0
     tok = AutoTokenizer.from_pretrained(out)
-    won = [chat for ep, (_, chat) in zip(load_episodes(tw_file), episode_chats(load_episodes(tw_file))) if ep.won]
+    episodes = load_episodes(tw_file)
+    won = [chat for ep, (_, chat) in zip(episodes, episode_chats(episodes)) if ep.won]
     assert won
     for chat in won:
         ids = tok.apply_chat_template(chat, tokenize=True, return_dict=False)
@@ -152,8 +152,7 @@ def test_sft_tokenizer_numbers_turns_as_its_preset_says(tw_file, tmp_path):
         assert ids[turns - len(number):turns] == number  # "... in 5 turns.": the header's tokens
     # tiny-turns: each header one token, as its tokenizer was trained on them
     out = tmp_path / "turns"
-    args = _sft_args(tw_file, str(out), steps=1)
-    assert main([*args[:args.index("--preset") + 1], "tiny-turns", *args[args.index("--preset") + 2:]]) == 0
+    assert main(_sft_args(tw_file, str(out), steps=1, preset="tiny-turns")) == 0
     tok = AutoTokenizer.from_pretrained(out)
     pieces = [tok.decode([i]) for i in tok.apply_chat_template(won[0], tokenize=True, return_dict=False)]
     assert [p for p in pieces if p.startswith("user")] == [f"user {k}" for k in range(1, len(won[0]) // 2 + 1)]

@@ -103,6 +103,7 @@ def test_a_twin_with_numbered_turns_prompts_with_the_number_of_the_current_comma
     import gymnasium as gym
 
     import wmgym  # noqa: F401
+    from wmgym.worldmodels.protocol import build_messages
 
     chats = [[{"role": "system", "content": "Task: look."}, {"role": "user", "content": "look"},
               {"role": "assistant", "content": "You see nothing."}, {"role": "user", "content": "look"},
@@ -114,8 +115,6 @@ def test_a_twin_with_numbered_turns_prompts_with_the_number_of_the_current_comma
     twin.reset(seed=0, options={"game": 0})
     twin.step("look")
     twin.step("inventory")
-    from wmgym.worldmodels.protocol import build_messages
-
     wm, handle = twin.unwrapped.world_model, twin.unwrapped.handle
     prompt = tok.decode(wm.chat_ids(build_messages(twin.unwrapped.init_context, wm.history(handle), "go north")))
     assert [line for line in prompt.split("\n") if line.startswith("<|im_start|>user")] == [
