@@ -280,11 +280,12 @@ class _BatchCollator:
 def load_data(cfg: SFTConfig) -> tuple[list, list, Any]:
     """Training and held-out episodes (after the mix) and the mix report (or ``None``)."""
     from wmgym.training.data import check_mix, group_by_env, mix_sample, parse_mix, split_by_game
-    from wmgym.training.trajectories import load_episodes
+    from wmgym.training.trajectories import canonical_order, load_episodes
 
-    episodes = load_episodes(cfg.data)
+    # In a canonical order, so the same episodes train the same model whatever order their files hold them in.
+    episodes = canonical_order(load_episodes(cfg.data))
     if cfg.eval_data:
-        train, held = episodes, load_episodes(cfg.eval_data)
+        train, held = episodes, canonical_order(load_episodes(cfg.eval_data))
     else:
         train, held = split_by_game(episodes, cfg.eval_fraction, cfg.seed)
     report = None
@@ -539,6 +540,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                              if cfg.induction_warmup else None),
         "tokens_seen_this_run": int(trainer.state.num_input_tokens_seen or 0),
         "wall_s": wall, "cpu_s": cpu, "data": cfg.data, "mix": report.weights if report else None,
+        "eval_em_episodes": len(trainer.wm_eval_episodes),
         "eval_history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
         "loss_history": [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h],
     }

@@ -167,6 +167,14 @@ def read_episodes(path: str | os.PathLike, *, strict: bool = True) -> Iterator[E
                     raise ValueError(f"{path}:{lineno}: {e}") from None
 
 
+def canonical_order(episodes: list[Episode]) -> list[Episode]:
+    """The episodes sorted by env, split, game, policy, seed and collection index: collection workers append
+    episodes as they finish, so the same episodes land in a file in another order from run to run, and
+    training (batches, held-out subsets, mixes) must not depend on it."""
+    return sorted(episodes, key=lambda ep: (ep.env_id, ep.split, ep.game_id, ep.policy,
+                                            -1 if ep.seed is None else ep.seed, ep.index))
+
+
 def load_episodes(paths: str | os.PathLike | list, **kw: Any) -> list[Episode]:
     """Read one or several trajectory files into a list."""
     if isinstance(paths, (str, os.PathLike)):

@@ -74,6 +74,24 @@ def test_argmax_em_equals_greedy_generation(trained_textworld_model_dir, textwor
 
 
 @pytest.mark.slow
+def test_training_data_does_not_depend_on_the_order_of_the_file(tw_file, tmp_path):
+    """Collection workers append episodes as they finish, so a second collection of the same episodes orders them
+    otherwise; the episodes training sees (and so its batches and held-out subset) must come out the same."""
+    from wmgym.training.sft import SFTConfig, load_data
+
+    lines = open(tw_file).read().splitlines()
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_text("\n".join(lines[::-1][1:] + lines[-1:]) + "\n")
+    assert shuffled.read_text() != open(tw_file).read()
+    for fraction in (0.0, 0.4):
+        runs = [load_data(SFTConfig(data=[str(f)], out=str(tmp_path / "o"), eval_fraction=fraction, model="tiny"))
+                for f in (tw_file, shuffled)]
+        keys = [[[(ep.game_id, ep.policy, ep.index) for ep in part] for part in run[:2]] for run in runs]
+        assert keys[0] == keys[1] and len(keys[0][0]) + len(keys[0][1]) == len(lines)
+        if fraction:
+            assert keys[0][1], "the split held some games out"
+
+
 def test_resume_after_kill_continues_from_the_checkpoint(tw_file, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "wmgym.cli", *_sft_args(tw_file, str(out), steps=24, save_steps=6)]
