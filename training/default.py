@@ -179,6 +179,16 @@ def evaluate_default(model_dir: str | Path, test_path: str | Path, max_length: i
             "em_per_policy": by_policy, "em_per_step": res.per_step}
 
 
+def em_curve(meta: dict[str, Any]) -> list[tuple[int, int, float]]:
+    """``(step, training tokens seen, held-out EM)`` at each of a default's evaluations during training (on the
+    first ``eval_em_episodes`` held-out episodes; the final evaluation is not repeated)."""
+    curve = {}
+    for h in meta.get("sft", {}).get("eval_history") or []:
+        if h.get("eval_em") is not None and h.get("num_input_tokens_seen") is not None:
+            curve[int(h["step"])] = (int(h["step"]), int(h["num_input_tokens_seen"]), float(h["eval_em"]))
+    return [curve[k] for k in sorted(curve)]
+
+
 def train_default(env: str, workers: int = 2, force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Collect, train and save the default twin of ``env``; returns its metadata (see module docstring)."""
     from wmgym.training.sft import SFTConfig, train

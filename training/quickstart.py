@@ -116,7 +116,7 @@ def quickstart(envs: list[str] | None = None, workers: int = 2, force: bool = Fa
     import gymnasium as gym
 
     import wmgym  # noqa: F401
-    from wmgym.training.default import collect_data, recipe_for, trained_default
+    from wmgym.training.default import collect_data, em_curve, recipe_for, trained_default
 
     t0 = time.time()
     wanted = list(envs or DEFAULT_ENVS)
@@ -152,6 +152,11 @@ def quickstart(envs: list[str] | None = None, workers: int = 2, force: bool = Fa
         per_policy = ", ".join(f"{p}: {v:.1%}" for p, v in test["em_per_policy"].items())
         rows.append(f"  {env:14s} EM {test['em']:.1%} over {test['steps']} steps of {test['episodes']} episodes "
                     f"({per_policy}); model {meta['sft']['parameters'] / 1e6:.1f}M params")
+        curve = em_curve(meta)
+        if curve:
+            n = meta["sft"].get("eval_em_episodes")
+            rows.append(f"  {'':14s} EM against SFT tokens ({f'first {n} ' if n else ''}held-out episodes; warm-ups not counted): "
+                        + ", ".join(f"{tokens / 1e6:.1f}M {em:.1%}" for _, tokens, em in curve))
     print("\n".join(rows))
 
     print("\n[4/4] one twin episode beside the real one")

@@ -35,6 +35,10 @@ def test_quickstart_runs_the_whole_loop_and_reuses_its_cache(mini_recipes, capsy
         meta = json.loads((default_model_dir(env) / "wmgym.json").read_text())
         assert meta["recipe_key"] == default.recipe_for(env).key() and meta["sft"]["steps"] == 4
         assert f"{env:14s} EM {meta['test']['em']:.1%}" in out
+        curve = default.em_curve(meta)  # EM against training tokens, from the evaluations during training
+        assert [step for step, _, _ in curve] == [2, 4] and curve[0][1] < curve[1][1]
+        assert "EM against SFT tokens (first 1 held-out episodes" in out
+        assert ", ".join(f"{t / 1e6:.1f}M {em:.1%}" for _, t, em in curve) in out
         assert f"=== {env}, " in out and "real env (R) vs twin (T)" in out
         train_path, _ = default.data_paths(env)
         assert sum(1 for _ in open(train_path)) == 3
