@@ -155,7 +155,8 @@ def quickstart(envs: list[str] | None = None, workers: int = 2, force: bool = Fa
         curve = em_curve(meta)
         if curve:
             n = meta["sft"].get("eval_em_episodes")
-            rows.append(f"  {'':14s} EM against SFT tokens ({f'first {n} ' if n else ''}held-out episodes; warm-ups not counted): "
+            scored = f"first {n} held-out episodes" if n else "held-out episodes"
+            rows.append(f"  {'':14s} EM against SFT tokens ({scored}; warm-ups not counted): "
                         + ", ".join(f"{tokens / 1e6:.1f}M {em:.1%}" for _, tokens, em in curve))
     print("\n".join(rows))
 

@@ -73,7 +73,6 @@ def test_argmax_em_equals_greedy_generation(trained_textworld_model_dir, textwor
     assert fast.per_step == slow.per_step
 
 
-@pytest.mark.slow
 def test_training_data_does_not_depend_on_the_order_of_the_file(tw_file, tmp_path):
     """Collection workers append episodes as they finish, so a second collection of the same episodes orders them
     otherwise; the episodes training sees (and so its batches and held-out subset) must come out the same."""
@@ -92,6 +91,7 @@ def test_training_data_does_not_depend_on_the_order_of_the_file(tw_file, tmp_pat
             assert keys[0][1], "the split held some games out"
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_from_the_checkpoint(tw_file, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "wmgym.cli", *_sft_args(tw_file, str(out), steps=24, save_steps=6)]
