@@ -64,9 +64,9 @@ def cmd_sft(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from wmgym.training.data import check_mix, episode_chats, group_by_env, mix_sample, parse_mix
     from wmgym.training.export import export_llamafactory
-    from wmgym.training.trajectories import load_episodes
+    from wmgym.training.trajectories import canonical_order, load_episodes
 
-    episodes = load_episodes(args.data)
+    episodes = canonical_order(load_episodes(args.data))  # as sft reads them: the same episodes, the same export
     if args.mix:
         report = check_mix(parse_mix(args.mix), group_by_env(episodes), args.allow_missing)
         print("mix:\n" + str(report))

@@ -52,3 +52,22 @@ def test_export_command_with_a_mix(tmp_path, textworld_expert_episodes, capsys):
     assert "MISSING" in capsys.readouterr().out
     exported = sorted(json.dumps(c) for c in load_llamafactory(out))  # the mix shuffles episodes
     assert exported == sorted(json.dumps(episode_messages(e)) for e in textworld_expert_episodes)
+
+
+def test_export_does_not_depend_on_the_order_of_the_file(tmp_path, textworld_expert_episodes):
+    """Like sft, export reads the episodes in a canonical order: the same episodes in another file order (as a
+    second collection writes them) give the same dataset, mixed or not."""
+    from wmgym.cli import main
+
+    exports = []
+    for name, eps in (("a", textworld_expert_episodes), ("b", textworld_expert_episodes[::-1])):
+        data = tmp_path / f"{name}.jsonl"
+        with TrajectoryWriter(data) as w:
+            for ep in eps:
+                w.write(ep)
+        for mix in ([], ["--mix", "mix3", "--allow-missing"]):
+            out = tmp_path / f"lf-{name}-{len(mix)}"
+            assert main(["train", "export", "--data", str(data), "--out", str(out), *mix]) == 0
+            exports.append([json.dumps(c) for c in load_llamafactory(out)])
+    assert len(exports[0]) == len(textworld_expert_episodes) >= 2
+    assert exports[:2] == exports[2:]
