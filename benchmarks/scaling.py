@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from wmgym.benchmarks.common import BenchmarkRun, add_common_args, fmt, line_plot, md_table, set_torch_threads
-from wmgym.envs.cache import wmgym_home
+from wmgym.paths import wmgym_home
 
 
 @dataclasses.dataclass

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    from wmgym.envs.sciworld_engine import resolve_task, task_names
+    from wmgym.envs.sciworld.engine import resolve_task, task_names
 
     tasks = task_names() if args.tasks == "all" else [resolve_task(t) for t in args.tasks.split(",") if t.strip()]
     bench = BenchmarkRun("sciworld", config=vars(args), seeds={"reset": 0}, out=args.out, run_name=args.run_name,

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wmgym.envs.cache import wmgym_home
+from wmgym.paths import wmgym_home
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:

@@ -1,9 +1,10 @@
 """The ``wmgym`` command line.
 
-Each subcommand lives in the module of its concept and exposes
+One module per command (``wmgym.cli.<command>``), mirroring the command tree; each exposes
 ``add_parser(subparsers)``, which registers the subcommand and sets
 ``func(args) -> int`` as its default. This file only lists them, so adding a
-command touches one line here.
+command is one module and one line here. Commands import their library code lazily, so
+``wmgym --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import sys
 
 #: Modules that contribute subcommands (in ``wmgym --help`` order).
 COMMAND_MODULES = [
-    "wmgym.envs.commands",
-    "wmgym.training.commands",
-    "wmgym.training.train_commands",
-    "wmgym.worldmodels.commands",
-    "wmgym.benchmarks.commands",
+    "wmgym.cli.envs",
+    "wmgym.cli.collect",
+    "wmgym.cli.show",
+    "wmgym.cli.train",
+    "wmgym.cli.quickstart",
+    "wmgym.cli.serve",
+    "wmgym.cli.bench",
 ]
 
 

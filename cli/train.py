@@ -1,4 +1,4 @@
-"""``wmgym train sft|default|export`` and ``wmgym quickstart``.
+"""``wmgym train sft|default|export``.
 
 The ``train sft`` flags are generated from :class:`~wmgym.training.sft.SFTConfig`
 (one flag per field, its docstring as the help), so the CLI and the config
@@ -85,12 +85,6 @@ def cmd_default(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_quickstart(args: argparse.Namespace) -> int:
-    from wmgym.training.quickstart import quickstart
-
-    return quickstart(envs=args.envs, workers=args.workers, force=args.force)
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from wmgym.training.sft import SFTConfig
 
@@ -116,9 +110,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-missing", action="store_true", help="export the envs of --mix that have data")
     p.add_argument("--seed", type=int, default=0, help="seed of the mix sampling")
     p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("quickstart", help="collect, train the default twins on this CPU, report EM, play a twin")
-    p.add_argument("--envs", nargs="+", default=None, help="real env ids (default: TextWorld-v0 and ALFWorld-v0)")
-    p.add_argument("--workers", type=int, default=2, help="processes (collection, parallel training)")
-    p.add_argument("--force", action="store_true", help="retrain the default twins even if they exist")
-    p.set_defaults(func=cmd_quickstart)

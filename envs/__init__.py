@@ -25,11 +25,11 @@ def _register(env_id: str, entry_point: str, max_episode_steps: int, description
 
 def register_envs() -> None:
     """Register every wmgym id with Gymnasium (idempotent)."""
-    _register("TextWorld-v0", "wmgym.envs.textworld_env:TextWorldEnv", 50,
+    _register("TextWorld-v0", "wmgym.envs.textworld.env:TextWorldEnv", 50,
               "TextWorld games (custom quests + cooking) compiled locally; 2,500 train / 200 test")
     _register("ALFWorld-v0", "wmgym.envs.alfworld.env:ALFWorldEnv", 50,
               "ALFWorld's PDDL text engine, 6 household task types; 2,420 train / 200 valid_seen / 200 valid_unseen")
-    _register("SciWorld-v0", "wmgym.envs.sciworld_env:SciWorldEnv", 100,
+    _register("SciWorld-v0", "wmgym.envs.sciworld.env:SciWorldEnv", 100,
               "ScienceWorld's 30 science tasks in its Java simulator; its variation splits 3,592 train / 1,796 dev / "
               "1,819 test")
 

@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from wmgym.envs.cache import wmgym_home
+from wmgym.paths import wmgym_home
 from wmgym.worldmodels.loading import default_model_dir
 
 

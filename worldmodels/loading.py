@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from wmgym.envs.cache import wmgym_home
+from wmgym.paths import wmgym_home
 
 
 def default_model_dir(env_id: str) -> Path:

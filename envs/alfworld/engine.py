@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wmgym.envs.cache import atomic_write, wmgym_home
+from wmgym.paths import atomic_write, wmgym_home
 
 #: ALFWorld's banner at the top of the first observation; agents see the room without it.
 _BANNER_RE = re.compile(r"^\s*-= Welcome to TextWorld, ALFRED! =-\s*")

@@ -27,7 +27,7 @@ import numpy as np
 
 from wmgym.envs.alfworld.problem import TASK_TYPES, TaskSpec, problem_pddl, sample_task, valid_task_types
 from wmgym.envs.alfworld.scenes import TRAIN_FLOOR_PLANS, UNSEEN_FLOOR_PLANS, load_scene
-from wmgym.envs.cache import atomic_dir, generate_missing, locked, wmgym_home
+from wmgym.paths import atomic_dir, generate_missing, locked, wmgym_home
 
 #: Games per split (ALFWorld-sized training set; 200 for each validation split).
 SPLIT_SIZES = {"train": 2420, "valid_seen": 200, "valid_unseen": 200}

@@ -26,8 +26,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from wmgym.envs.cache import atomic_write
-from wmgym.envs.sciworld_engine import ScienceWorldJVM, cache_dir
+from wmgym.paths import atomic_write
+from wmgym.envs.sciworld.engine import ScienceWorldJVM, cache_dir
 
 _ROOM_RE = re.compile(r"^This (?:room|outside location) is called the ([^.\n]+)\.")
 _DOOR_RE = re.compile(r"A door to the ([^(\n]+?) \(that is (open|closed)\)")

@@ -24,7 +24,7 @@ import subprocess
 import weakref
 from pathlib import Path
 
-from wmgym.envs.cache import atomic_write, wmgym_home
+from wmgym.paths import atomic_write, wmgym_home
 
 logger = logging.getLogger(__name__)
 

@@ -51,12 +51,12 @@ Info:
 
 init_context:
     Task, goal progress, action templates, inventory, the text of every room at
-    the start (gathered room by room, see :mod:`wmgym.envs.sciworld_context`)
+    the start (gathered room by room, see :mod:`wmgym.envs.sciworld.context`)
     and the first observation. Cached per variation under ``WMGYM_HOME``.
 
 Expert:
     ``expert_action()`` follows ScienceWorld's gold sequence and steers back to
-    it after deviations (:mod:`wmgym.envs.sciworld_expert`). The sequence is
+    it after deviations (:mod:`wmgym.envs.sciworld.expert`). The sequence is
     generated on first use per variation, checked to win from the start, and
     cached; generating reloads the variation, so the episode's moves are then
     replayed onto a fresh load.
@@ -64,7 +64,7 @@ Expert:
 JVM:
     One Java process per env, started on first need, reused across resets,
     stopped by ``close()``. If it dies, ``step`` raises
-    :class:`~wmgym.envs.sciworld_engine.JVMDiedError` and the next ``reset``
+    :class:`~wmgym.envs.sciworld.engine.JVMDiedError` and the next ``reset``
     starts a new one. ScienceWorld moves some animals (bees) at random and
     lists some objects in an arbitrary order, so a few tasks are not exactly
     reproducible.
@@ -82,12 +82,12 @@ import logging
 from typing import Any
 
 from wmgym.envs.base import EngineReset, EngineStep, TextEnv
-from wmgym.envs.sciworld_context import (cached_context, cached_gold, episode_facts, format_context, gather_rooms,
+from wmgym.envs.sciworld.context import (cached_context, cached_gold, episode_facts, format_context, gather_rooms,
                                          store_context, store_gold)
-from wmgym.envs.sciworld_engine import (AMBIGUOUS_PREFIX, PARSER_REJECTIONS, JVMDiedError, ScienceWorldJVM,
+from wmgym.envs.sciworld.engine import (AMBIGUOUS_PREFIX, PARSER_REJECTIONS, JVMDiedError, ScienceWorldJVM,
                                         find_java, is_electrical, load_variation_table, resolve_task, task_names,
                                         variation_splits)
-from wmgym.envs.sciworld_expert import GoldExpert, winning_gold_path
+from wmgym.envs.sciworld.expert import GoldExpert, winning_gold_path
 
 logger = logging.getLogger(__name__)
 

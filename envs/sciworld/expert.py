@@ -35,8 +35,8 @@ import collections
 
 import logging
 
-from wmgym.envs.sciworld_context import doors_of, room_of
-from wmgym.envs.sciworld_engine import AMBIGUOUS_PREFIX, PARSER_REJECTIONS, ScienceWorldJVM
+from wmgym.envs.sciworld.context import doors_of, room_of
+from wmgym.envs.sciworld.engine import AMBIGUOUS_PREFIX, PARSER_REJECTIONS, ScienceWorldJVM
 
 logger = logging.getLogger(__name__)
 

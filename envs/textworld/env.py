@@ -4,7 +4,7 @@ Description:
     Text adventures made by TextWorld's own generator (rooms, containers,
     doors, keys) and its cooking challenge (find the ingredients, cut and cook
     them, prepare the meal and eat it). Games are generated on first use and
-    cached (see :mod:`wmgym.envs.textworld_games`).
+    cached (see :mod:`wmgym.envs.textworld.games`).
 
 Spaces:
     Observation and action are prose (:class:`~wmgym.envs.spaces.ProseText`).
@@ -30,7 +30,7 @@ import warnings
 from typing import Any, ClassVar
 
 from wmgym.envs.base import EngineReset, EngineStep, TextEnv, format_init_context
-from wmgym.envs import textworld_context, textworld_games
+from wmgym.envs.textworld import context as textworld_context, games as textworld_games
 
 _ART_CHARS = set(" _|\\/$<>")
 _PROMPT_RE = re.compile(r"\n>[^\n]*$")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from wmgym.envs.cache import atomic_dir, generate_missing, locked, wmgym_home
+from wmgym.paths import atomic_dir, generate_missing, locked, wmgym_home
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import gymnasium as gym
 import pytest
 
 from wmgym.envs import sciworld_env
-from wmgym.envs.sciworld_context import cached_context, context_path, doors_of, room_of
-from wmgym.envs.sciworld_engine import JVMDiedError, task_names, variation_splits
-from wmgym.envs.sciworld_env import SciWorldEnv
-from wmgym.envs.sciworld_expert import shortest_path
+from wmgym.envs.sciworld.context import cached_context, context_path, doors_of, room_of
+from wmgym.envs.sciworld.engine import JVMDiedError, task_names, variation_splits
+from wmgym.envs.sciworld.env import SciWorldEnv
+from wmgym.envs.sciworld.expert import shortest_path
 
 pytestmark = pytest.mark.java
 

@@ -11,7 +11,7 @@ import pytest
 
 from wmgym.envs import textworld_context as tc
 from wmgym.envs import textworld_games
-from wmgym.envs.textworld_env import TextWorldEnv, clean_feedback
+from wmgym.envs.textworld.env import TextWorldEnv, clean_feedback
 
 #: Train-split games: three custom (rooms, doors, containers) and three cooking games (food states, cookbook).
 _CUSTOM = [i for i in range(40) if textworld_games.game_spec("train", i)["kind"] == "custom"][:3]

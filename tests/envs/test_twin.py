@@ -120,7 +120,7 @@ def test_anchor_replaces_the_last_turn(trained_textworld_model_dir, textworld_ex
 
 
 def test_textworld_twin_reads_the_lose_banner():
-    from wmgym.envs.textworld_env import TextWorldEnv
+    from wmgym.envs.textworld.env import TextWorldEnv
 
     assert TextWorldEnv.twin_extras("You eat the raw chicken.\n\n*** You lost! ***", False) == {"lost": True}
     assert TextWorldEnv.twin_extras("You open the fridge.", False) == {"lost": False}

@@ -67,7 +67,7 @@ def test_recipe_for_rejects_twins_and_unknown_ids():
 def test_a_new_init_context_wording_means_new_data_and_a_new_twin(monkeypatch):
     """Bumping an env's ``context_version`` moves its default to another data folder and recipe key, so
     episodes worded the old way are neither reused nor the twin trained on them kept."""
-    from wmgym.envs.textworld_env import TextWorldEnv
+    from wmgym.envs.textworld.env import TextWorldEnv
 
     key, paths = default.recipe_for("TextWorld-v0").key(), default.data_paths("TextWorld-v0")
     current = TextWorldEnv.context_version
