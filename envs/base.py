@@ -185,6 +185,8 @@ class TextEnv(gym.Env[str, str]):
             "won": False,
             "admissible_commands": sorted(start.admissible_commands),
             "init_context": start.init_context,
+            # Which init_context wording this game's context follows (see docs/versioning.md).
+            "context_version": self.context_version,
             **start.extra,
         }
         self._transcript = [start.observation]
@@ -213,7 +215,7 @@ class TextEnv(gym.Env[str, str]):
         terminated = bool(result.won or result.lost)
         self._done = terminated
         self._info = {
-            **{k: self._info[k] for k in ("task", "game_id", "split", "init_context")},
+            **{k: self._info[k] for k in ("task", "game_id", "split", "init_context", "context_version")},
             **result.extra,
             "won": bool(result.won),
             "admissible_commands": sorted(result.admissible_commands),
