@@ -1,9 +1,10 @@
-"""A deterministic fake world model, for exact edge cases of the wrappers only (unique module name:
-imported by the tests of this folder).
+"""A deterministic fake world model (unique module name: ``tests/`` is on the path of every test).
 
-End-to-end wrapper tests use a real trained model; the fake pins down cases a
-trained model cannot be made to hit on purpose (confidence exactly under a
-threshold, a divergence at a chosen step).
+Used for exact edge cases of the wrappers and for the twin contract of every
+``WM-*`` id. End-to-end wrapper tests use a real trained model; the fake pins
+down cases a trained model cannot be made to hit on purpose (confidence exactly
+under a threshold, a divergence at a chosen step), and lets the twin contract
+run for every env without training a model for each.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ class FakeWorldModel:
 
     def end(self, handle: int) -> None:
         del self.chats[handle]
+
+
+class EchoRule:
+    """A rule that answers every action with "You <action>." (a class, not a closure, so twins pickle)."""
+
+    def __call__(self, context: str, history: list[tuple[str, str]], action: str) -> tuple[str, float]:
+        return f"You {action}.", -0.1
 
 
 #: Train game 4 of TextWorld-v0: a one-room cooking game (the recipe is a diced parsley).
