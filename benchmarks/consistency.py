@@ -36,11 +36,11 @@ from wmgym.benchmarks import metrics
 from wmgym.benchmarks.agents import make_agent, play
 from wmgym.benchmarks.common import (BenchmarkRun, add_common_args, bar_plot, fmt, line_plot, md_table,
                                      set_torch_threads)
-from wmgym.benchmarks.twins import (add_model_args, describe_models, heldout_split, load_models, model_names,
-                                    parse_kv, spread_games)
+from wmgym.benchmarks.gold import spread_games
+from wmgym.benchmarks.models import add_model_args, describe_models, load_models, model_names, parse_kv
+from wmgym.benchmarks.published import PUBLISHED_CR
+from wmgym.envs import heldout_split
 
-PUBLISHED_CR = {"ALFWorld-v0": 0.96, "SciWorld-v0": 0.91, "TextWorld-v0": 0.92, "WebShop-v0": 0.67}
-"""Published consistency ratios of the Word2World 7B world models (Table 2)."""
 NO_ANCHOR = 10**9  # "every" that never comes: the twin runs free, the real env only watches
 
 
@@ -161,9 +161,7 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
         twin = None if cfg.real_only else W2RReplay(_make(f"WM-{env_id}", cfg, split, model=models[env_id]))
         games = cfg.game_list or spread_games(real.unwrapped.num_games(split), cfg.games)
         n = len(games)
-        prepare = getattr(real.unwrapped, "prepare_games", None)
-        if prepare is not None:
-            prepare(split, games, progress=False)
+        real.unwrapped.prepare_games(split, games, progress=False)
         env_res: dict[str, Any] = {"games": n, "split": split, "published_7b_cr": PUBLISHED_CR.get(env_id), "agents": {}}
         for spec in cfg.agents:
             t0 = time.perf_counter()

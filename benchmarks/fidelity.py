@@ -28,11 +28,10 @@ from typing import Any
 
 from wmgym.benchmarks import metrics
 from wmgym.benchmarks.common import BenchmarkRun, add_common_args, line_plot, md_table, set_torch_threads
-from wmgym.benchmarks.twins import (add_model_args, describe_models, gold_episodes, load_models, model_names,
-                                    parse_kv, read_gold, heldout_split)
-
-PUBLISHED_EM = {"ALFWorld-v0": 99.87, "SciWorld-v0": 98.60, "TextWorld-v0": 70.60, "WebShop-v0": 79.05}
-"""Published single-step EM (%) of the Word2World 7B SFT world models."""
+from wmgym.benchmarks.gold import gold_episodes, read_gold
+from wmgym.benchmarks.models import add_model_args, describe_models, load_models, model_names, parse_kv
+from wmgym.benchmarks.published import PUBLISHED_EM
+from wmgym.envs import heldout_split
 
 
 @dataclasses.dataclass

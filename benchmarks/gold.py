@@ -1,107 +1,17 @@
-"""What the model benchmarks share: world-model arguments and gold trajectories.
+"""Gold trajectories for the model benchmarks: real episodes of scripted policies on held-out games.
 
-- :func:`add_model_args` / :func:`load_models`: ``--model`` (a directory, a hub
-  id, or ``ENV=DIR`` per env; default: each env's embedded model under
-  ``WMGYM_HOME/models/<env>``), ``--backend`` (hf | openai | vllm) and
-  ``--wm-arg KEY=VALUE`` for backend and generation settings.
-- :func:`gold_episodes`: held-out episodes of scripted policies in the real
-  env, spread over the split's games, played with
-  :func:`wmgym.training.collect.run_episode` and cached under
-  ``WMGYM_HOME/benchmarks/gold`` (or read from ``--trajectories`` files).
+:func:`gold_episodes` plays them in the real env, spread over the split's
+games, with :func:`wmgym.training.collect.run_episode`, and caches them under
+``WMGYM_HOME/benchmarks/gold``; :func:`read_gold` reads ``--trajectories``
+files instead.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 from wmgym.paths import wmgym_home
-
-
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """The world-model flags every model benchmark takes."""
-    parser.add_argument("--model", action="append", default=None, metavar="DIR|HUB_ID|ENV=DIR",
-                        help="world model: one for every env, or ENV=DIR per env (repeatable); "
-                             "default: each env's embedded model (wmgym train default --env ID)")
-    parser.add_argument("--backend", default="hf", help="world-model backend: hf | openai | vllm")
-    parser.add_argument("--wm-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="backend/generation setting, e.g. max_new_tokens=128 or base_url=http://... "
-                             "(repeatable; values are read as JSON when they parse)")
-
-
-def parse_kv(items: list[str]) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}`` (values parsed as JSON when they parse)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def model_names(models: list[str] | None, envs: list[str]) -> dict[str, str | None]:
-    """Which model each env uses: ``None`` means the env's embedded default."""
-    out: dict[str, str | None] = dict.fromkeys(envs)
-    for spec in models or []:
-        env, sep, path = spec.partition("=")
-        if sep and env in out:
-            out[env] = path
-        elif sep and not os.path.exists(spec):
-            raise ValueError(f"--model {spec!r} names env {env!r}, which is not benchmarked; envs: {envs}")
-        else:
-            for e in envs:
-                out[e] = spec
-    return out
-
-
-def load_models(names: dict[str, str | None], backend: str = "hf", **kwargs: Any) -> dict[str, Any]:
-    """Load each env's world model once (envs naming the same model share it)."""
-    from wmgym.worldmodels import load_world_model
-    from wmgym.worldmodels.loading import default_model_dir, train_default_command
-
-    loaded: dict[str, Any] = {}
-    out: dict[str, Any] = {}
-    for env, name in names.items():
-        if name is None and backend != "openai":
-            path = default_model_dir(env)
-            if not (path / "config.json").is_file():
-                raise FileNotFoundError(f"no world model for {env} at {path}; train it with "
-                                        f"`{train_default_command(env)}` or pass --model DIR")
-            name = str(path)
-        if name is None:
-            raise ValueError("--backend openai needs --model NAME (the served model) and --wm-arg base_url=URL")
-        if name not in loaded:
-            loaded[name] = load_world_model(name, backend=backend, **kwargs)
-        out[env] = loaded[name]
-    return out
-
-
-def describe_models(names: dict[str, str | None], backend: str) -> dict[str, str]:
-    """Model names for the results (the embedded default spelled out)."""
-    from wmgym.worldmodels.loading import default_model_dir
-
-    return {env: f"{name or default_model_dir(env)} ({backend})" for env, name in names.items()}
-
-
-def heldout_split(env_id: str, split: str | None = None) -> str:
-    """The held-out split benchmarks use: ``split`` if given, else ``test``, else ``valid_unseen``
-    (ALFWorld's out-of-distribution split, its usual test set), else the env's last split."""
-    if split is not None:
-        return split
-    from wmgym.envs import env_class
-
-    splits = getattr(env_class(env_id), "splits", ("test",))
-    for candidate in ("test", "valid_unseen"):
-        if candidate in splits:
-            return candidate
-    return splits[-1]
 
 
 def spread_games(total: int, n: int) -> list[int]:
@@ -149,9 +59,8 @@ def gold_episodes(env_id: str, episodes: int, *, policies: tuple[str, ...] = ("e
             total = env.unwrapped.num_games(split)
             games = spread_games(total, n) if spread else list(range(min(n, total)))
             missing = [g for g in games if g not in have]
-            prepare = getattr(env.unwrapped, "prepare_games", None)
-            if missing and prepare is not None:
-                prepare(split, missing, workers=workers, progress=progress)
+            if missing:
+                env.unwrapped.prepare_games(split, missing, workers=workers, progress=progress)
             with TrajectoryWriter(path) as writer:
                 for g in missing:
                     ep = run_episode(env, make_policy(policy, seed=seed + g), seed=seed + g,

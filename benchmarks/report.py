@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from wmgym.benchmarks.common import BenchmarkRun, RESULTS_ROOT, add_common_args, fmt, md_table
+from wmgym.benchmarks.published import PUBLISHED_CR, PUBLISHED_EM
 
-PUBLISHED_EM = {"ALFWorld-v0": 99.87, "SciWorld-v0": 98.60, "TextWorld-v0": 70.60, "WebShop-v0": 79.05}
-PUBLISHED_CR = {"ALFWorld-v0": 0.96, "SciWorld-v0": 0.91, "TextWorld-v0": 0.92, "WebShop-v0": 0.67}
 RUN_HINTS = {
     "fidelity": "wmgym bench fidelity --env TextWorld-v0 --episodes 40",
     "consistency": "wmgym bench consistency --env TextWorld-v0 --games 20",

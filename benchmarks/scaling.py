@@ -127,7 +127,8 @@ def run(cfg: ScalingConfig, *, out: str | None = None, run_name: str | None = No
         argv: list[str] | None = None) -> BenchmarkRun:
     """Train every (size, preset) point, score it, write the results."""
     from wmgym.benchmarks.fidelity import score_episodes, summarise
-    from wmgym.benchmarks.twins import gold_episodes, read_gold, heldout_split
+    from wmgym.benchmarks.gold import gold_episodes, read_gold
+    from wmgym.envs import heldout_split
     from wmgym.training.policies import make_policy
     from wmgym.worldmodels import load_world_model
 
@@ -187,7 +188,7 @@ def _cr(cfg: ScalingConfig, wm: Any) -> dict[str, Any]:
     from wmgym.benchmarks.consistency import measure_agent
     from wmgym.wrappers import W2RReplay
 
-    from wmgym.benchmarks.twins import heldout_split
+    from wmgym.envs import heldout_split
 
     split = heldout_split(cfg.env)
     real = gym.make(cfg.env, split=split)

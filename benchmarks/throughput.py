@@ -73,10 +73,12 @@ def measure_steps(env_id: str, workers: int, steps: int, n_games: int) -> float:
 
 def measure_generation(env_id: str, games: int) -> float | None:
     """Seconds per freshly generated game, or ``None`` if the env generates nothing."""
+    from wmgym.envs import TextEnv
+
     env = gym.make(env_id)
-    prepare = getattr(env.unwrapped, "prepare_games", None)
-    if prepare is None or games < 1:
-        return None
+    if games < 1 or type(env.unwrapped).prepare_games is TextEnv.prepare_games:
+        return None  # the env keeps the base class's no-op: it has no games to generate
+    prepare = env.unwrapped.prepare_games
     old = os.environ.get("WMGYM_HOME")
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["WMGYM_HOME"] = scratch
@@ -238,9 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                          run_name=args.run_name, argv=None if argv is None else ["wmgym", "bench", "throughput",
                                                                                   *argv])
     env = gym.make(args.env)
-    prepare = getattr(env.unwrapped, "prepare_games", None)
-    if prepare is not None:
-        prepare(env.unwrapped.split, list(range(args.games)), workers=args.workers, progress=False)
+    env.unwrapped.prepare_games(env.unwrapped.split, list(range(args.games)), workers=args.workers, progress=False)
     env.close()
     real = {
         "steps_per_s_1_worker": measure_steps(args.env, 1, args.steps, args.games),

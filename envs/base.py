@@ -16,6 +16,12 @@ Hooks:
 
 Optionally ``expert_action()`` (the expert's next command from the current
 state) and ``_engine_close()``.
+
+Declarations (class attributes with defaults): what training and benchmarks
+read off the env instead of looking it up by name: ``heldout_split``,
+``default_twin``, ``scripted_agent``, ``engine_benchmark`` and the
+``prepare_games`` hook. ``tests/envs/test_declarations.py`` checks them for
+every registered id.
 """
 
 from __future__ import annotations
@@ -99,6 +105,28 @@ class TextEnv(gym.Env[str, str]):
     #: A command that reports the score without changing the state or the turn count (TextWorld's ``score``),
     #: or ``None``; collection policies with a ``+score:P`` suffix type it.
     score_command: ClassVar[str | None] = None
+
+    # ------------------------------------------ declarations read by training and benchmarks
+    #: The split the benchmarks score on and the default twin is evaluated on (one of ``splits``).
+    heldout_split: ClassVar[str] = "test"
+    #: The default twin's recipe as plain data (``wmgym train default``): ``train`` / ``test`` lists of
+    #: ``[policy, episodes]`` collected on the train / held-out split, ``sft`` (``SFTConfig`` fields) and
+    #: ``max_steps`` (per collected episode; ``None``: the env's). ``None``: the generic recipe of
+    #: :mod:`wmgym.training.default`. Its hash keys the cached default twin, so a change retrains it.
+    default_twin: ClassVar[dict[str, Any] | None] = None
+    #: ``"package.module:Class"`` of the env's observation-only scripted agent, or ``None``.
+    scripted_agent: ClassVar[str | None] = None
+    #: ``"package.module:main"`` of the env's engine-speed benchmark (``main(argv) -> int``; run by
+    #: ``wmgym bench engine --env ID``), or ``None``.
+    engine_benchmark: ClassVar[str | None] = None
+
+    def prepare_games(self, split: str, indices: list[int], workers: int = 1, progress: bool = True) -> None:
+        """Make games ``indices`` of ``split`` ready before play: an env that generates its games generates the
+        missing ones here, in ``workers`` processes, with a progress bar. The default has nothing to prepare.
+
+        A method of the env, not of its class: what there is to prepare can depend on how the env was made
+        (the user's own game files need nothing)."""
+        self._check_split(split)
 
     def __init__(self, split: str | None = None, render_mode: str | None = None):
         self.split = self._check_split(split or self.splits[0])

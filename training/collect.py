@@ -121,10 +121,10 @@ def collect(cfg: CollectConfig) -> int:
     env_cls = gym.spec(cfg.env)  # raises Gymnasium's error with suggestions for unknown ids
     probe = gym.make(env_cls.id, split=cfg.split)
     n = probe.unwrapped.num_games(cfg.split)
-    prepare = getattr(probe.unwrapped, "prepare_games", None)
+    # Generate the games once, with a progress bar, before playing (a no-op for envs that generate none).
+    probe.unwrapped.prepare_games(cfg.split, sorted({k % n for k in todo}), workers=cfg.workers,
+                                  progress=cfg.progress)
     probe.close()
-    if prepare is not None:  # generate the games once, with a progress bar, before playing
-        prepare(cfg.split, sorted({k % n for k in todo}), workers=cfg.workers, progress=cfg.progress)
 
     written = 0
     bar = tqdm(total=cfg.episodes, initial=len(done), desc=f"collecting {cfg.env} ({cfg.policy})",

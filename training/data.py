@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wmgym.worldmodels.protocol import Message, episode_messages
+from wmgym.wrappers.mixed import MIXES
 
 IGNORE_INDEX = -100
 
@@ -134,12 +135,7 @@ def windows(chat: TokenizedChat, max_length: int) -> tuple[list[dict[str, list[i
 
 
 # ------------------------------------------------------------------- mixes
-#: Named mixes (equal weights). Mix3 = ALFWorld + SciWorld + TextWorld, Mix4 adds WebShop, Mix5 StableToolBench.
-MIXES: dict[str, tuple[str, ...]] = {
-    "mix3": ("ALFWorld-v0", "SciWorld-v0", "TextWorld-v0"),
-    "mix4": ("ALFWorld-v0", "SciWorld-v0", "TextWorld-v0", "WebShop-v0"),
-    "mix5": ("ALFWorld-v0", "SciWorld-v0", "TextWorld-v0", "WebShop-v0", "StableToolBench-v0"),
-}
+# Named mixes (equal weights): wmgym.wrappers.mixed.MIXES, the one list MixedEnv samples from too.
 
 
 def parse_mix(spec: str) -> dict[str, float]:

@@ -61,62 +61,51 @@ def _context_stamp(env: str) -> dict[str, int]:
     return {"context_version": version} if version != 1 else {}
 
 
-_COVERAGE_TRAIN = [("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)]
-_COVERAGE_TEST = [("expert", 30), ("noisy-expert:0.3", 30)]
-
-#: Training shared by the tuned recipes: the 0.76M-parameter tiny preset (~11k tokens/s on one core), short
-#: turn windows first (curriculum: copying from the action forms in short contexts), then whole chats.
-_TINY_SFT = {"preset": "tiny", "curriculum": 0.3, "max_steps": 1600, "batch_tokens": 4096, "lr": 3e-3,
-             "max_length": 2048, "eval_steps": 400, "save_steps": 400}
-
-#: The recipes, tuned for the quickstart budget on 2 CPU cores (see the README's training section): the same
-#: coverage and training for both envs, with each env's episode step limit.
-#: ALFWorld: numbered entities and the text between them as tokens, and an induction warm-up first, so the
-#: items of a receptacle are looked up in the initial state (held-out EM 53% -> 86% on the same data and steps);
-#: then a list warm-up, so the next item is found by the item two tokens back (83.6% -> 89.1%, same data and steps;
-#: 90.6% in the quickstart with context version 3).
-_ALFWORLD_SFT = {**_TINY_SFT, "preset": "tiny-phrases", "induction_warmup": 1500, "list_warmup": 400}
-#: TextWorld (context version 3-4: every room and thing as the game shows it, the map, what each opening prints, the
-#: scoring): contexts of up to ~2.7k tokens, so 4k-token chats; the induction warm-up (held-out EM 47.0% without
-#: it, 50.7% with it, same data), then the recall task: a warm-up and a quarter of the SFT batches, so copying
-#: out of the prompt is not unlearnt (54.4% in the quickstart; see the README); and numbered user turns, since the
-#: game's last line counts the commands ("in 7 turns"), which the 2-layer model did not learn to count. Numbered
-#: from 1 with fused tokens (``tiny-turns``) the twin had to map "user 6" to " in 7", which formed in one seed of
-#: three (65.0%, 53.0%, 47.9% on the same data); numbered with the count itself and digits as tokens
-#: (``tiny-count``) it copies the number: no count wrong in any of three seeds (61.9%, 59.0%, 60.5%).
-_TEXTWORLD_SFT = {**_TINY_SFT, "preset": "tiny-count", "induction_warmup": 1500, "max_length": 4096,
-                  "recall_warmup": 400, "recall_mix": 0.25, "max_steps": 2000}
-RECIPES: dict[str, DefaultRecipe] = {
-    env: DefaultRecipe(env=env, train=list(_COVERAGE_TRAIN), test=list(_COVERAGE_TEST), sft=dict(sft),
-                       max_steps=max_steps)
-    for env, max_steps, sft in (("TextWorld-v0", 20, _TEXTWORLD_SFT), ("ALFWorld-v0", 30, _ALFWORLD_SFT))
+#: The generic recipe, for an env that declares no ``default_twin`` (tuned recipes are declared by their env:
+#: ``TextEnv.default_twin``). Coverage: the expert, noisy experts and random play on the train split; expert
+#: and noisy expert on the held-out split, as the fidelity benchmark plays them. Training: the 0.76M-parameter
+#: tiny preset (~11k tokens/s on one core), short turn windows first (curriculum: copying from the action forms
+#: in short contexts), then whole chats.
+GENERIC: dict[str, Any] = {
+    "train": [("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)],
+    "test": [("expert", 30), ("noisy-expert:0.3", 30)],
+    "sft": {"preset": "tiny", "curriculum": 0.3, "max_steps": 1600, "batch_tokens": 4096, "lr": 3e-3,
+            "max_length": 2048, "eval_steps": 400, "save_steps": 400},
+    "max_steps": None,
 }
-#: Recipe for an env without a tuned one.
-GENERIC = {"train": _COVERAGE_TRAIN, "test": _COVERAGE_TEST, "sft": _TINY_SFT}
+
+
+def _recipe(env: str, fields: dict[str, Any], defaults: dict[str, Any] = GENERIC) -> DefaultRecipe:
+    """A recipe from plain data (a ``default_twin`` declaration or a ``WMGYM_RECIPES`` entry); missing
+    fields come from ``defaults``."""
+    unknown = set(fields) - set(GENERIC)
+    if unknown:
+        raise ValueError(f"recipe of {env} has unknown fields {sorted(unknown)}; valid fields: {sorted(GENERIC)}")
+    merged = {**defaults, **fields}
+    return DefaultRecipe(env=env, train=[tuple(p) for p in merged["train"]], test=[tuple(p) for p in merged["test"]],
+                         sft=dict(merged["sft"]), max_steps=merged["max_steps"])
 
 
 def recipe_for(env: str) -> DefaultRecipe:
-    """The recipe of ``env`` (a tuned one, or the generic one for a registered id)."""
+    """The recipe of ``env``: a ``WMGYM_RECIPES`` entry, else the env's ``default_twin`` declaration, else the
+    generic recipe."""
     import gymnasium as gym
 
     import wmgym  # noqa: F401
+    from wmgym.envs import TWIN_PREFIX, env_class, real_id
 
     gym.spec(env)  # unknown ids fail with Gymnasium's suggestions
-    if env.startswith("WM-"):
-        raise ValueError(f"{env!r} is a twin; train the default of its real env {env[3:]!r}")
+    if env.startswith(TWIN_PREFIX):
+        raise ValueError(f"{env!r} is a twin; train the default of its real env {real_id(env)!r}")
     override = os.environ.get("WMGYM_RECIPES")
     if override:
         try:
             fields = json.loads(Path(override).read_text()).get(env)
         except (OSError, ValueError) as e:
             raise ValueError(f"WMGYM_RECIPES={override!r} is not a readable JSON file of recipes: {e}") from None
-        if fields is not None:
-            fields = {**fields, "env": env}
-            for k in ("train", "test"):
-                fields[k] = [tuple(p) for p in fields.get(k, GENERIC[k])]
-            return DefaultRecipe(**fields)
-    return RECIPES.get(env) or DefaultRecipe(env=env, train=list(GENERIC["train"]), test=list(GENERIC["test"]),
-                                             sft=dict(GENERIC["sft"]))
+        if fields is not None:  # the generic coverage, and SFTConfig's own defaults for what it leaves out
+            return _recipe(env, {k: v for k, v in fields.items() if k != "env"}, {**GENERIC, "sft": {}})
+    return _recipe(env, env_class(env).default_twin or {})
 
 
 def data_paths(env: str) -> tuple[Path, Path]:
@@ -137,12 +126,11 @@ def run_dir(env: str) -> Path:
 
 def collect_data(recipe: DefaultRecipe, workers: int = 2, progress: bool = True) -> tuple[Path, Path]:
     """Collect (or finish collecting) the default's train and test trajectories."""
+    from wmgym.envs import heldout_split
     from wmgym.training.collect import CollectConfig, collect
 
-    from wmgym.benchmarks.twins import heldout_split
-
     train_path, test_path = data_paths(recipe.env)
-    test_split = heldout_split(recipe.env)  # test, or ALFWorld's valid_unseen: what the benchmarks score on
+    test_split = heldout_split(recipe.env)  # the env's declared held-out split: what the benchmarks score on
     for split, plan, path in (("train", recipe.train, train_path), (test_split, recipe.test, test_path)):
         for policy, n in plan:
             collect(CollectConfig(env=recipe.env, policy=policy, episodes=n, out=str(path), workers=workers,

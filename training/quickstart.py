@@ -79,7 +79,7 @@ def play_side_by_side(env_id: str, game: int = 0, max_steps: int = 12, seed: int
     """One expert episode on a held-out game in the real env, the same actions in its twin; prints both."""
     import gymnasium as gym
 
-    from wmgym.benchmarks.twins import heldout_split
+    from wmgym.envs import heldout_split
     from wmgym.training.policies import make_policy
 
     real = gym.make(env_id)

@@ -26,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from wmgym.envs import TWIN_PREFIX, twin_id
 from wmgym.envs.spaces import action_space, observation_space
 
 #: The preset mixes (Word2World's Mix3/4/5), by real id.
@@ -34,12 +35,6 @@ MIXES: dict[str, tuple[str, ...]] = {
     "mix4": ("ALFWorld-v0", "SciWorld-v0", "TextWorld-v0", "WebShop-v0"),
     "mix5": ("ALFWorld-v0", "SciWorld-v0", "TextWorld-v0", "WebShop-v0", "StableToolBench-v0"),
 }
-TWIN_PREFIX = "WM-"
-
-
-def twin_id(real_id: str) -> str:
-    """The twin id of a real id (``TextWorld-v0`` -> ``WM-TextWorld-v0``); twin ids pass unchanged."""
-    return real_id if real_id.startswith(TWIN_PREFIX) else TWIN_PREFIX + real_id
 
 
 def resolve_members(envs: str | Sequence[str | gym.Env], twin: bool = False) -> list[str | gym.Env]:

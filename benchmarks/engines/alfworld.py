@@ -1,6 +1,7 @@
 """ALFWorld-v0: reset time and steps/s per room type, and the expert's success per task type.
 
-``python -m wmgym.benchmarks.alfworld [--games-per-type 50] [--steps 200] [--workers 1]``
+``python -m wmgym.benchmarks.engines.alfworld [--games-per-type 50] [--steps 200] [--workers 1]``
+(or ``wmgym bench engine --env ALFWorld-v0 [ARGS]``)
 
 1. Speed, on the first generated game of a kitchen, a bedroom and a bathroom:
    the first reset of the game in a fresh env (load; translation from the disk
@@ -183,7 +184,8 @@ def markdown(speed: dict[str, Any], expert: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m wmgym.benchmarks.engines.alfworld",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--split", default="train", help="split whose games are played")
     parser.add_argument("--games-per-type", type=int, default=50, help="games per task type for expert success")
     parser.add_argument("--steps", type=int, default=200, help="random steps timed per room")

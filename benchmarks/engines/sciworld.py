@@ -1,7 +1,8 @@
 """SciWorld speed: steps/s of ``SciWorld-v0`` against the package's plain ``ScienceWorldEnv.step``, same actions.
 
-``python -m wmgym.benchmarks.sciworld``
-``python -m wmgym.benchmarks.sciworld --tasks all --steps 60``
+``python -m wmgym.benchmarks.engines.sciworld``
+``python -m wmgym.benchmarks.engines.sciworld --tasks all --steps 60``
+(or ``wmgym bench engine --env SciWorld-v0 [ARGS]``)
 
 For each game (by default the first test variation of ten tasks from all the
 task families), the action sequence is the variation's gold path (its first
@@ -116,7 +117,8 @@ def run(tasks: list[str], steps: int, split: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wmgym.benchmarks.sciworld", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m wmgym.benchmarks.engines.sciworld",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated tasks, or 'all'")
     parser.add_argument("--steps", type=int, default=40, help="gold actions played per game (its first N)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"], help="split of the games")
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tasks = task_names() if args.tasks == "all" else [resolve_task(t) for t in args.tasks.split(",") if t.strip()]
     bench = BenchmarkRun("sciworld", config=vars(args), seeds={"reset": 0}, out=args.out, run_name=args.run_name,
-                         argv=None if argv is None else ["python", "-m", "wmgym.benchmarks.sciworld", *argv])
+                         argv=None if argv is None else ["python", "-m", "wmgym.benchmarks.engines.sciworld", *argv])
     results = run(tasks, args.steps, args.split)
     totals = results["totals"]
     rows = [[name, t["steps"], f"{t['steps_per_s']:.1f}", f"{t['ms_per_step']:.1f}",

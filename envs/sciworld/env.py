@@ -42,7 +42,7 @@ Info:
     ``noElectricalAction`` simplification drops the same); two-object actions
     naming one object twice. Enumerating them is most of a step's cost (a step
     takes ~75 ms with them, ~15 ms without, in ``python -m
-    wmgym.benchmarks.sciworld`` on a loaded 2-core machine);
+    wmgym.benchmarks.engines.sciworld`` on a loaded 2-core machine);
     ``SciWorldEnv(admissible_commands=False)`` leaves the list empty and steps
     ~5x faster than the package's ``step``. ``action_valid`` is False when the
     parser did not execute the input ("No known action matches that input.",
@@ -119,6 +119,8 @@ class SciWorldEnv(TextEnv):
     """
 
     splits = ("train", "dev", "test")
+    scripted_agent = "wmgym.agents.scripted.sciworld:SciWorldAgent"
+    engine_benchmark = "wmgym.benchmarks.engines.sciworld:main"
     blocked_commands = frozenset({"reset task"})
 
     def __init__(self, split: str | None = None, render_mode: str | None = None,

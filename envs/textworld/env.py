@@ -112,6 +112,28 @@ class TextWorldEnv(TextEnv):
     #: state and the turn count stay as they were (collection's ``+score:P`` policies type it).
     score_command: ClassVar[str | None] = "score"
 
+    scripted_agent = "wmgym.agents.scripted.textworld:TextWorldAgent"
+    #: Tuned for the quickstart budget on 2 CPU cores (docs: default twins). Coverage: expert, noisy experts and
+    #: random play on train; expert and noisy expert on the held-out split, as the fidelity benchmark plays them.
+    #: Training: the 0.76M-parameter tiny stack (~11k tokens/s on one core), short turn windows first (curriculum:
+    #: copying from the action forms in short contexts), then whole chats. Context version 3-4 (every room and
+    #: thing as the game shows it, the map, what each opening prints, the scoring) gives contexts of up to ~2.7k
+    #: tokens, so 4k-token chats; the induction warm-up (held-out EM 47.0% without it, 50.7% with it, same data),
+    #: then the recall task: a warm-up and a quarter of the SFT batches, so copying out of the prompt is not
+    #: unlearnt (54.4% in the quickstart); and numbered user turns, since the game's last line counts the commands
+    #: ("in 7 turns"), which the 2-layer model did not learn to count. Numbered from 1 with fused tokens
+    #: (``tiny-turns``) the twin had to map "user 6" to " in 7", which formed in one seed of three (65.0%, 53.0%,
+    #: 47.9% on the same data); numbered with the count itself and digits as tokens (``tiny-count``) it copies the
+    #: number: no count wrong in any of three seeds (61.9%, 59.0%, 60.5%). Changing it retrains the default twin.
+    default_twin: ClassVar[dict[str, Any] | None] = {
+        "train": [("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)],
+        "test": [("expert", 30), ("noisy-expert:0.3", 30)],
+        "sft": {"preset": "tiny-count", "curriculum": 0.3, "max_steps": 2000, "batch_tokens": 4096, "lr": 3e-3,
+                "max_length": 4096, "eval_steps": 400, "save_steps": 400, "induction_warmup": 1500,
+                "recall_warmup": 400, "recall_mix": 0.25},
+        "max_steps": 20,
+    }
+
     def __init__(self, split: str | None = None, render_mode: str | None = None):
         super().__init__(split=split, render_mode=render_mode)
         self._tw_env = None

@@ -1,4 +1,5 @@
-"""The SciWorld speed benchmark on one tiny game: three configurations, same actions, JSON + Markdown + plot."""
+"""The engine-speed benchmarks: ``wmgym bench engine --env ID`` finds the env's declared one; the SciWorld one on
+one tiny game (three configurations, same actions, JSON + Markdown + plot)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from wmgym.benchmarks import sciworld
+from wmgym.benchmarks.engines import sciworld
 
 
 @pytest.mark.java
@@ -20,3 +21,18 @@ def test_sciworld_benchmark_writes_its_report(tmp_path):
     assert totals["package"]["speedup_vs_package"] == pytest.approx(1.0)
     assert data["results"]["games"][0]["game"] == "test/lifespan-longest-lived/93"
     assert "vs package" in (tmp_path / "report.md").read_text() and (tmp_path / "steps_per_s.png").exists()
+
+
+def test_bench_engine_runs_the_benchmark_the_env_declares(monkeypatch, capsys):
+    from wmgym.benchmarks.engines import alfworld
+    from wmgym.cli import main
+
+    seen = []
+    monkeypatch.setattr(alfworld, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["bench", "engine", "--env", "ALFWorld-v0", "--steps", "3"]) == 0
+    assert seen == [["--steps", "3"]]
+    assert main(["bench", "engine", "--env", "TextWorld-v0"]) == 2  # declares none: an error naming those that do
+    err = capsys.readouterr().err
+    assert "TextWorld-v0 declares no engine benchmark" in err and "'ALFWorld-v0', 'SciWorld-v0'" in err
+    assert main(["bench", "engine", "--help"]) == 0
+    assert "wmgym.benchmarks.engines.sciworld:main" in capsys.readouterr().out

@@ -11,19 +11,50 @@ from wmgym.training import default
 from wmgym.worldmodels.loading import default_model_dir
 
 
+#: What the default twins' recipes hash to (``DefaultRecipe.key()``, with each env's context version) and the data
+#: folders their collection plans hash to. The cached default twins under WMGYM_HOME/models/<env> are reused only
+#: while the key matches, and collected episodes only while the folder does: a refactor that changes them silently
+#: retrains every user's default twin. Changing a recipe must be a deliberate act that retrains the default, and
+#: updates these values with it.
+PINNED = {"TextWorld-v0": ("d6a80fd6264f", "d997edd104f3"), "ALFWorld-v0": ("d518b947c7ee", "e8a983e21415")}
+
+
+@pytest.mark.parametrize("env_id", sorted(PINNED))
+def test_the_default_recipes_keep_their_keys(env_id):
+    key, plan = PINNED[env_id]
+    assert default.recipe_for(env_id).key() == key
+    assert default.data_paths(env_id)[0].parent.name == plan
+
+
+def test_a_recipe_is_built_from_the_env_declaration(monkeypatch):
+    from wmgym.envs.alfworld.env import ALFWorldEnv
+
+    declared = ALFWorldEnv.default_twin
+    r = default.recipe_for("ALFWorld-v0")
+    assert (r.train, r.test, r.sft, r.max_steps) == ([tuple(p) for p in declared["train"]],
+                                                    [tuple(p) for p in declared["test"]], declared["sft"], 30)
+    monkeypatch.setattr(ALFWorldEnv, "default_twin", {**declared, "max_stepz": 3})
+    with pytest.raises(ValueError, match="max_stepz.*valid fields"):
+        default.recipe_for("ALFWorld-v0")
+    monkeypatch.setattr(ALFWorldEnv, "default_twin", None)  # no declaration: the generic recipe
+    assert default.recipe_for("ALFWorld-v0").sft == default.GENERIC["sft"]
+
+
+MINI = {"train": [("expert", 3), ("random", 1)], "test": [("expert", 1)],
+        "sft": {"preset": "tiny-s", "max_steps": 6, "batch_tokens": 2048, "eval_steps": 3, "save_steps": 3, "lr": 3e-3},
+        "max_steps": 6}
+
+
 @pytest.fixture
 def mini_recipe(monkeypatch):
-    recipe = default.DefaultRecipe(
-        env="TextWorld-v0", train=[("expert", 3), ("random", 1)], test=[("expert", 1)],
-        sft={"preset": "tiny-s", "max_steps": 6, "batch_tokens": 2048, "eval_steps": 3, "save_steps": 3,
-             "lr": 3e-3},
-        max_steps=6)
-    monkeypatch.setitem(default.RECIPES, "TextWorld-v0", recipe)
-    return recipe
+    from wmgym.envs.textworld.env import TextWorldEnv
+
+    monkeypatch.setattr(TextWorldEnv, "default_twin", MINI)
+    return default.recipe_for("TextWorld-v0")
 
 
 @pytest.mark.slow
-def test_train_default_collects_trains_and_installs_the_twin(mini_recipe, capsys):
+def test_train_default_collects_trains_and_installs_the_twin(mini_recipe, capsys, monkeypatch):
     from wmgym.cli import main
 
     assert main(["train", "default", "--env", "TextWorld-v0", "--workers", "1", "--quiet", "--force"]) == 0
@@ -47,9 +78,11 @@ def test_train_default_collects_trains_and_installs_the_twin(mini_recipe, capsys
     assert "already trained" in capsys.readouterr().out
 
     # Another recipe retrains from scratch: it must not resume the old recipe's checkpoints.
-    changed = default.DefaultRecipe(**{**default.dataclasses.asdict(mini_recipe),
-                                       "sft": {**mini_recipe.sft, "max_steps": 4}})
-    default.RECIPES["TextWorld-v0"] = changed
+    from wmgym.envs.textworld.env import TextWorldEnv
+
+    monkeypatch.setattr(TextWorldEnv, "default_twin", {**MINI, "sft": {**MINI["sft"], "max_steps": 4}})
+    changed = default.recipe_for("TextWorld-v0")
+    assert changed.key() != mini_recipe.key()
     assert main(["train", "default", "--env", "TextWorld-v0", "--workers", "1", "--quiet"]) == 0
     meta = json.loads((model_dir / "wmgym.json").read_text())
     assert meta["recipe_key"] == changed.key() and meta["sft"]["steps"] == 4 and meta["sft"]["resumed_from"] is None

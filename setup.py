@@ -1,0 +1,13 @@
+"""Packaging: the repository root *is* the ``wmgym`` package (``package_dir`` maps ``wmgym`` to ``.``), so
+top-level folders install as ``wmgym.envs``, ``wmgym.training``, ... and nothing generic lands in
+site-packages. Sub-packages (any folder with an ``__init__.py``) are found here, not listed by hand, so a
+new env folder ships without touching packaging. Everything else is in ``setup.cfg``.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    package_dir={"wmgym": "."},
+    packages=["wmgym"] + ["wmgym." + p for p in find_packages(exclude=["tests", "tests.*", "docs", "docs.*",
+                                                                      "build", "build.*"])],
+)
