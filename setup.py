@@ -4,10 +4,11 @@ site-packages. Sub-packages (any folder with an ``__init__.py``) are found here,
 new env folder ships without touching packaging. Everything else is in ``setup.cfg``.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
-setup(
-    package_dir={"wmgym": "."},
-    packages=["wmgym"] + ["wmgym." + p for p in find_packages(exclude=["tests", "tests.*", "docs", "docs.*",
-                                                                      "build", "build.*"])],
-)
+ROOT = Path(__file__).resolve().parent
+SUBPACKAGES = find_packages(where=str(ROOT), exclude=["tests", "tests.*", "docs", "docs.*", "build", "build.*"])
+
+setup(package_dir={"wmgym": "."}, packages=["wmgym"] + ["wmgym." + p for p in SUBPACKAGES])
