@@ -112,6 +112,7 @@ class ReActAgent:
     """
 
     name = "react"
+    privileged = False
 
     def __init__(self, model: str | None = None, url: str | None = None, api_key: str | None = None,
                  temperature: float = 0.0, max_tokens: int = 128, history: int = 8, max_commands: int = 40,
@@ -133,11 +134,11 @@ class ReActAgent:
         self.task, self.commands, self.first = "", [], ""
         self._pending: str | None = None
 
-    def reset(self, observation: str, info: dict[str, Any], seed: int) -> None:
+    def reset(self, observation: str, info: dict[str, Any], seed: int | None, env: Any = None) -> None:
         self.task = info.get("task", "")
         self.commands = list(info.get("admissible_commands") or [])[: self.max_commands]
         self.first = observation
-        self.turns, self.replies, self.seed = [], [], seed
+        self.turns, self.replies, self.seed = [], [], seed or 0
         self._pending: str | None = None
 
     def messages(self) -> list[dict[str, str]]:

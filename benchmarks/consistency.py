@@ -14,7 +14,7 @@ over the split so SciWorld's games cover all its tasks; seed ``seed + k``):
 - **CR** = W2R / Real (undefined when Real = 0, see
   :func:`~wmgym.benchmarks.metrics.consistency_ratio`).
 
-The agents are observation-only (:mod:`wmgym.benchmarks.agents`), so they
+The agents are observation-only (:mod:`wmgym.agents`), so they
 play real env and twin alike; their noise levels give a spread of skill.
 
 ``--anchoring 1,5,10`` adds the anchoring study: the agent plays the twin
@@ -32,8 +32,8 @@ import sys
 import time
 from typing import Any
 
+from wmgym.agents import make_agent, parse_spec, play
 from wmgym.benchmarks import metrics
-from wmgym.benchmarks.agents import make_agent, play
 from wmgym.benchmarks.common import (BenchmarkRun, add_common_args, bar_plot, fmt, line_plot, md_table,
                                      set_torch_threads)
 from wmgym.benchmarks.gold import spread_games
@@ -52,7 +52,7 @@ class ConsistencyConfig:
     """Real env ids."""
     agents: list[str] = dataclasses.field(default_factory=lambda: ["scripted", "scripted:0.2", "scripted:0.5",
                                                                     "random"])
-    """Agent specs (random | scripted | scripted:EPS | react)."""
+    """Observation-only agent specs (random | scripted | scripted:EPS | react; see wmgym.agents.factory)."""
     games: int = 200
     """Test games per env, spread evenly over the split (all of it when it holds fewer)."""
     split: str | None = None
@@ -75,6 +75,8 @@ class ConsistencyConfig:
             raise ValueError(f"games must be >= 1, got {self.games}")
         if not self.envs or not self.agents:
             raise ValueError("give at least one env (--env) and one agent (--agents)")
+        for spec in self.agents:  # fail now on a bad spec, or one that reads the engine a twin lacks
+            parse_spec(spec)
         bad = [k for k in self.anchoring if k < 1]
         if bad:
             raise ValueError(f"anchoring periods must be >= 1, got {bad}")

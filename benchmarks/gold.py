@@ -39,7 +39,7 @@ def gold_episodes(env_id: str, episodes: int, *, policies: tuple[str, ...] = ("e
     import gymnasium as gym
 
     from wmgym.training.collect import run_episode
-    from wmgym.training.policies import make_policy
+    from wmgym.agents import make_agent
     from wmgym.training.trajectories import TrajectoryWriter, read_episodes, repair
 
     base = Path(cache_dir) if cache_dir is not None else wmgym_home() / "benchmarks" / "gold"
@@ -63,7 +63,7 @@ def gold_episodes(env_id: str, episodes: int, *, policies: tuple[str, ...] = ("e
                 env.unwrapped.prepare_games(split, missing, workers=workers, progress=progress)
             with TrajectoryWriter(path) as writer:
                 for g in missing:
-                    ep = run_episode(env, make_policy(policy, seed=seed + g), seed=seed + g,
+                    ep = run_episode(env, make_agent(policy, env_id, privileged=True), seed=seed + g,
                                      options={"game": g, "split": split}, env_id=env_id, index=g)
                     writer.write(ep)
                     have[g] = ep

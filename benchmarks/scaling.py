@@ -126,10 +126,10 @@ def _interleave(eps: list, policies: list[str]) -> list:
 def run(cfg: ScalingConfig, *, out: str | None = None, run_name: str | None = None,
         argv: list[str] | None = None) -> BenchmarkRun:
     """Train every (size, preset) point, score it, write the results."""
+    from wmgym.agents import parse_spec
     from wmgym.benchmarks.fidelity import score_episodes, summarise
     from wmgym.benchmarks.gold import gold_episodes, read_gold
     from wmgym.envs import heldout_split
-    from wmgym.training.policies import make_policy
     from wmgym.worldmodels import load_world_model
 
     bench = BenchmarkRun("scaling", config=cfg, seeds={"collection_and_training": cfg.seed}, out=out,
@@ -139,7 +139,7 @@ def run(cfg: ScalingConfig, *, out: str | None = None, run_name: str | None = No
     else:
         train_all = gold_episodes(cfg.env, max(cfg.sizes), policies=tuple(cfg.policies), split="train",
                                   seed=cfg.seed, spread=False, workers=cfg.workers)
-        train_all = _interleave(train_all, [make_policy(p).name for p in cfg.policies])
+        train_all = _interleave(train_all, [parse_spec(p, privileged=True).name for p in cfg.policies])
     if cfg.eval_trajectories:
         gold = read_gold(cfg.eval_trajectories, [cfg.env])[: cfg.eval_episodes]
     else:

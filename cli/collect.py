@@ -1,4 +1,4 @@
-"""``wmgym collect``: roll a policy in a real env into a trajectory file."""
+"""``wmgym collect``: roll an agent (the policy) in a real env into a trajectory file."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("collect", help="roll a policy in a real env into a trajectory file (resumable)")
     p.add_argument("--env", default="TextWorld-v0", help="registered real env id (see `wmgym envs`)")
-    p.add_argument("--policy", default="expert", help="expert | random | noisy-expert:EPS | explore, optionally +score:P "
-                   "(e.g. expert+score:0.3)")
+    p.add_argument("--policy", default="expert", help="agent spec: expert | random | noisy-expert:EPS | explore | "
+                   "scripted | scripted:EPS, optionally +score:P (e.g. expert+score:0.3); see wmgym.agents.factory")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--out", required=True, help="trajectory file (JSON Lines); rerun to resume")
     p.add_argument("--workers", type=int, default=1, help="parallel processes")

@@ -56,11 +56,12 @@ def textworld_expert_episodes(wmgym_home):
     """Two won expert episodes of TextWorld-v0 (games 0 and 2 of the train split: 1 and 5 steps)."""
     import gymnasium as gym
 
+    from wmgym.agents import make_agent
     from wmgym.training.collect import run_episode
-    from wmgym.training.policies import make_policy
 
     env = gym.make("TextWorld-v0")
-    episodes = [run_episode(env, make_policy("expert"), seed=g, options={"game": g}, env_id="TextWorld-v0", index=g)
+    expert = make_agent("expert", "TextWorld-v0", privileged=True)
+    episodes = [run_episode(env, expert, seed=g, options={"game": g}, env_id="TextWorld-v0", index=g)
                 for g in (0, 2)]
     env.close()
     return episodes

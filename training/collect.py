@@ -1,8 +1,9 @@
-"""Collect trajectories by rolling policies in real envs.
+"""Collect trajectories by rolling agents in real envs.
 
 ``wmgym collect --env TextWorld-v0 --policy expert --episodes 100 --out tw.jsonl --workers 2``
 
-Episode ``k`` of a run plays game ``k mod n`` of the split (so a run covers
+The policy is any agent spec (:mod:`wmgym.agents.factory`), made with privileged access: the expert and
+its kin read the engine. Episode ``k`` of a run plays game ``k mod n`` of the split (so a run covers
 distinct games first) with seed ``seed + k``. Episodes are written one JSON
 line each, atomically, in whatever order workers finish them; rerunning with
 the same ``--out`` skips the indices already in the file, so an interrupted run
@@ -14,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-from typing import Any
 
 import gymnasium as gym
 
-from wmgym.training.policies import make_policy
+from wmgym.agents import Agent, make_agent, parse_spec, play
 from wmgym.training.trajectories import Episode, Step, TrajectoryWriter, read_episodes, repair
 
 
@@ -29,7 +29,8 @@ class CollectConfig:
     env: str = "TextWorld-v0"
     """Registered id of a real env."""
     policy: str = "expert"
-    """expert | random | noisy-expert:EPS | explore"""
+    """An agent spec: expert | random | noisy-expert:EPS | explore | scripted[:EPS] | react, optionally
+    +score:P (see :mod:`wmgym.agents.factory`); its name is recorded as each episode's ``policy``."""
     episodes: int = 10
     """How many episodes the file should hold for this (env, policy, split)."""
     out: str = "trajectories.jsonl"
@@ -48,24 +49,27 @@ class CollectConfig:
             raise ValueError(f"episodes must be >= 0, got {self.episodes}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
-        make_policy(self.policy)  # fail now, not in a worker, on a bad policy name
+        make_agent(self.policy, self.env, privileged=True)  # fail now, not in a worker, on a bad policy
+
+    def policy_name(self) -> str:
+        """The name the policy's episodes record (the spec's canonical form)."""
+        return parse_spec(self.policy, privileged=True).name
 
 
-def run_episode(env: gym.Env, policy: Any, *, seed: int | None = None, options: dict | None = None,
+def run_episode(env: gym.Env, agent: Agent, *, seed: int | None = None, options: dict | None = None,
                 env_id: str = "", index: int = 0) -> Episode:
-    """Play one episode of ``policy`` in ``env`` and return it as an :class:`Episode`."""
-    obs, info = env.reset(seed=seed, options=options)
+    """Play one episode of ``agent`` in ``env`` (:func:`wmgym.agents.play`) and return it as an
+    :class:`Episode`."""
+    out = play(env, agent, seed=seed, options=options)
+    obs, info = out["observations"][0], out["infos"][0]
     episode = Episode(env_id=env_id, game_id=info["game_id"], seed=seed, split=info.get("split", ""),
-                      policy=policy.name, init_context=info["init_context"], task=info["task"],
+                      policy=agent.name, init_context=info["init_context"], task=info["task"],
                       initial_observation=obs, index=index)
-    done = False
-    while not done:
-        action = policy(env, obs, info)
-        obs, reward, terminated, truncated, info = env.step(action)
-        episode.steps.append(Step(action=action, observation=obs, reward=float(reward), terminated=terminated,
-                                  truncated=truncated, action_valid=bool(info.get("action_valid", True))))
-        done = terminated or truncated
-    episode.won = bool(info.get("won", False))
+    for k, action in enumerate(out["actions"]):
+        episode.steps.append(Step(action=action, observation=out["observations"][k + 1], reward=out["rewards"][k],
+                                  terminated=out["terminated"][k], truncated=out["truncated"][k],
+                                  action_valid=bool(out["infos"][k + 1].get("action_valid", True))))
+    episode.won = out["won"]
     return episode
 
 
@@ -93,8 +97,8 @@ def _collect_one(job: tuple[CollectConfig, int]) -> Episode:
         _worker_envs[key] = gym.make(cfg.env, split=cfg.split, **kw)
     env = _worker_envs[key]
     n = env.unwrapped.num_games(cfg.split)
-    policy = make_policy(cfg.policy, seed=cfg.seed + k)
-    ep = run_episode(env, policy, seed=cfg.seed + k, options={"game": k % n, "split": cfg.split},
+    agent = make_agent(cfg.policy, cfg.env, privileged=True)
+    ep = run_episode(env, agent, seed=cfg.seed + k, options={"game": k % n, "split": cfg.split},
                      env_id=cfg.env, index=k)
     return ep
 
@@ -104,8 +108,9 @@ def done_indices(cfg: CollectConfig) -> set[int]:
     if not os.path.exists(cfg.out):
         return set()
     repair(cfg.out)
+    name = cfg.policy_name()
     return {ep.index for ep in read_episodes(cfg.out)
-            if ep.env_id == cfg.env and ep.policy == make_policy(cfg.policy).name and ep.split == cfg.split}
+            if ep.env_id == cfg.env and ep.policy == name and ep.split == cfg.split}
 
 
 def collect(cfg: CollectConfig) -> int:

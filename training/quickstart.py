@@ -80,21 +80,21 @@ def play_side_by_side(env_id: str, game: int = 0, max_steps: int = 12, seed: int
     import gymnasium as gym
 
     from wmgym.envs import heldout_split
-    from wmgym.training.policies import make_policy
+    from wmgym.agents import make_agent
 
     real = gym.make(env_id)
     twin = gym.make(f"WM-{env_id}")
     split = heldout_split(env_id)
     options = {"game": game, "split": split}
-    obs_r, _ = real.reset(seed=seed, options=options)
+    obs_r, info_r = real.reset(seed=seed, options=options)
     twin.reset(seed=seed, options=options)
-    policy = make_policy("expert", seed=seed)
-    info_r: dict[str, Any] = {"admissible_commands": []}
+    expert = make_agent("expert", env_id, privileged=True)
+    expert.reset(obs_r, info_r, seed, env=real)
     same = steps = 0
     print(f"\n=== {env_id}, {split} game {game}: real env (R) vs twin (T), expert actions ===")
     print(obs_r.strip()[:600])
     for steps in range(1, max_steps + 1):
-        action = policy(real, obs_r, info_r)
+        action = expert.act(obs_r, info_r)
         obs_r, _, term_r, trunc_r, info_r = real.step(action)
         obs_t, _, term_t, trunc_t, _ = twin.step(action)
         match = obs_r.strip() == obs_t.strip()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from wmgym.benchmarks.agents import ScriptedAgent, random_choice
+from wmgym.agents.base import ScriptedAgent
 
 _TASKS = [
     (r"look at (?:a |an |some |the )?(\w+) under the (\w+)", "look"),
@@ -136,10 +136,10 @@ class ALFWorldAgent(ScriptedAgent):
     def decide(self, observation: str, info: dict[str, Any]) -> str:
         g = self.goal
         if g is None:
-            return random_choice(self.rng, observation, self.commands)
+            return self.random_action(observation, info)
         if self.holding is None:
             if len(self.placed) >= g["count"] and g["kind"] == "place":
-                return random_choice(self.rng, observation, self.commands)
+                return self.random_action(observation, info)
             here = self.seen.get(self.at or "", [])
             at_target = self.at is not None and self.at == self._first(g["target"])
             match = next((o for o in here if o.split()[0] == g["obj"] and o not in self.placed), None)
@@ -151,14 +151,13 @@ class ALFWorldAgent(ScriptedAgent):
                 self.todo.pop(0)
             if self.todo:
                 return f"go to {self.todo.pop(0)}"
-            return random_choice(self.rng, observation, self.commands)
+            return self.random_action(observation, info)
         if g["kind"] == "look":
             lamp = self.lamp
             if lamp is None:
                 while self.todo and self.todo[0] == self.at:
                     self.todo.pop(0)
-                return f"go to {self.todo.pop(0)}" if self.todo else random_choice(self.rng, observation,
-                                                                                    self.commands)
+                return f"go to {self.todo.pop(0)}" if self.todo else self.random_action(observation, info)
             lamp_at = next((r for r, items in self.seen.items() if lamp in items), None)
             if lamp_at and self.at != lamp_at:
                 return f"go to {lamp_at}"
@@ -166,9 +165,9 @@ class ALFWorldAgent(ScriptedAgent):
         if g["modify"] and not self.modified:
             tool = self._first(_TOOL[g["modify"]][1])
             if tool is None:
-                return random_choice(self.rng, observation, self.commands)
+                return self.random_action(observation, info)
             return self._goto(tool) or f"{g['modify']} {self.holding} with {tool}"
         target = self._first(g["target"])
         if target is None:
-            return random_choice(self.rng, observation, self.commands)
+            return self.random_action(observation, info)
         return self._goto(target) or f"move {self.holding} to {target}"

@@ -17,7 +17,7 @@ import re
 from collections import deque
 from typing import Any
 
-from wmgym.benchmarks.agents import ScriptedAgent, random_choice
+from wmgym.agents.base import ScriptedAgent
 
 _ANIMALS = ("ant", "bee", "beaver", "blue jay", "brown bear", "butterfly", "chameleon", "chipmunk", "crocodile",
             "dove", "dragonfly", "elephant", "frog", "giant tortoise", "moth", "mouse", "parrot", "rabbit", "toad",
@@ -142,10 +142,10 @@ class SciWorldAgent(ScriptedAgent):
             return "look around"
         g = self.goal
         if g is None:
-            return random_choice(self.rng, observation, self.commands)
+            return self.random_action(observation, info)
         if self.target is None:
             path = self._path(lambda r: r not in self.visited)
-            return self._walk(path) if path else random_choice(self.rng, observation, self.commands)
+            return self._walk(path) if path else self.random_action(observation, info)
         name, carry = self.target
         if not self.focused:
             return f"focus on {name}"
@@ -156,5 +156,5 @@ class SciWorldAgent(ScriptedAgent):
             if path:
                 return self._walk(path)
             path = self._path(lambda r: r not in self.visited)
-            return self._walk(path) if path else random_choice(self.rng, observation, self.commands)
+            return self._walk(path) if path else self.random_action(observation, info)
         return f"move {carry} to {g['box']}"

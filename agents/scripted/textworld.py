@@ -13,7 +13,7 @@ Two kinds of games, told apart by the task text:
   inventory shows it done, ``prepare meal``, ``eat meal``.
 
 When its plan is used up without a win it plays random commands
-(:func:`~wmgym.benchmarks.agents.candidate_commands`). It reads only the task
+(:func:`~wmgym.agents.base.candidate_commands`). It reads only the task
 and the observations.
 """
 
@@ -23,7 +23,7 @@ import re
 from collections import deque
 from typing import Any
 
-from wmgym.benchmarks.agents import ScriptedAgent, random_choice
+from wmgym.agents.base import ScriptedAgent
 
 DIRS = ("north", "south", "east", "west")
 OPPOSITE = {"north": "south", "south": "north", "east": "west", "west": "east"}
@@ -204,8 +204,8 @@ class TextWorldAgent(ScriptedAgent):
                         continue
                     cmd = self.plan[0] = cmd.replace(_KEY, self.keys[0])
                 return cmd
-            return random_choice(self.rng, observation, self.commands)
-        return self._cook(observation, info) or random_choice(self.rng, observation, self.commands)
+            return self.random_action(observation, info)
+        return self._cook(observation, info) or self.random_action(observation, info)
 
     def _carrying(self, item: str) -> bool:
         return item in self.inventory_text

@@ -1,4 +1,5 @@
-"""The ReAct agent: reply parsing, a local HF model, and a real OpenAI-compatible HTTP server."""
+"""The ReAct agent: reply parsing and a real OpenAI-compatible HTTP server (its local-model path plays in
+tests/benchmarks/test_consistency.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ import sys
 
 import pytest
 
-from bench_checks import check_run_folder
-
 
 def test_parse_action_hand_made():
-    from wmgym.benchmarks.react import parse_action
+    from wmgym.agents.react import parse_action
 
     assert parse_action("Thought: the key opens it.\nAction: unlock box with key") == "unlock box with key"
     assert parse_action("Action: go north\nThought: hm\naction:  take apple 1 from table 1.  ") == \
@@ -25,7 +24,7 @@ def test_parse_action_hand_made():
 
 
 def test_react_needs_a_model():
-    from wmgym.benchmarks.react import ReActAgent
+    from wmgym.agents.react import ReActAgent
 
     with pytest.raises(ValueError, match="--agent-model"):
         ReActAgent()
@@ -34,25 +33,12 @@ def test_react_needs_a_model():
 
 
 @pytest.mark.slow
-def test_react_with_a_local_model_plays_real_env_and_twin(tmp_path, trained_textworld_model_dir):
-    from wmgym.benchmarks import consistency
-
-    out = tmp_path / "react-local"
-    assert consistency.main(["--split", "train", "--game-list", "0", "--agents", "react", "--max-steps", "2",
-                             "--agent-model", str(trained_textworld_model_dir), "--agent-arg", "max_tokens=12",
-                             "--model", str(trained_textworld_model_dir), "--wm-arg", "max_new_tokens=32",
-                             "--out", str(out)]) == 0
-    react = check_run_folder(out, "consistency")["results"]["envs"]["TextWorld-v0"]["agents"]["react"]
-    assert react["real"]["n"] == react["wm"]["n"] == react["w2r"]["n"] == 1
-
-
-@pytest.mark.slow
 def test_react_over_http_against_wmgym_serve(tmp_path, trained_textworld_model_dir):
     pytest.importorskip("wmgym.worldmodels.server")
     import gymnasium as gym
 
-    from wmgym.benchmarks.agents import play
-    from wmgym.benchmarks.react import ReActAgent
+    from wmgym.agents import play
+    from wmgym.agents.react import ReActAgent
 
     proc = subprocess.Popen([sys.executable, "-m", "wmgym.cli", "serve", "--model", str(trained_textworld_model_dir),
                              "--port", "0", "--served-model-name", "tw-agent", "--max-new-tokens", "16"],

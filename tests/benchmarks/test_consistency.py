@@ -52,12 +52,31 @@ def test_cli_runs_consistency(tmp_path, trained_textworld_model_dir):
     assert "scripted:0.5" in data["results"]["envs"]["TextWorld-v0"]["agents"]
 
 
-def test_bad_agent_is_named_with_the_choices():
-    from wmgym.benchmarks.agents import make_agent
+@pytest.mark.slow
+def test_alfworld_agents_real_success_spread(tmp_path):
+    from wmgym.benchmarks import consistency
 
-    with pytest.raises(ValueError, match=r"unknown agent 'expert'.*scripted:EPS"):
-        make_agent("expert", "TextWorld-v0")
-    with pytest.raises(ValueError, match="no scripted agent for 'WebShop-v0'"):
-        make_agent("scripted", "WebShop-v0")
-    with pytest.raises(ValueError, match="must be a number"):
-        make_agent("scripted:lots", "TextWorld-v0")
+    out = tmp_path / "alf"
+    assert consistency.main(["--env", "ALFWorld-v0", "--real-only", "--games", "3", "--agents",
+                             "scripted,scripted:0.5,random", "--out", str(out)]) == 0
+    data = check_run_folder(out, "consistency")
+    env = data["results"]["envs"]["ALFWorld-v0"]
+    assert env["split"] == "valid_unseen"
+    agents = env["agents"]
+    # Pick-and-place, look-at-under-lamp and clean-then-place: the scripted agent solves all three.
+    assert agents["scripted"]["real"] == {"rate": 1.0, "wins": 3, "n": 3}
+    assert agents["random"]["real"]["wins"] <= agents["scripted:0.5"]["real"]["wins"] <= 3
+    assert all(a["wm"] is None and a["cr"] is None for a in agents.values())
+
+
+@pytest.mark.slow
+def test_react_with_a_local_model_plays_real_env_and_twin(tmp_path, trained_textworld_model_dir):
+    from wmgym.benchmarks import consistency
+
+    out = tmp_path / "react-local"
+    assert consistency.main(["--split", "train", "--game-list", "0", "--agents", "react", "--max-steps", "2",
+                             "--agent-model", str(trained_textworld_model_dir), "--agent-arg", "max_tokens=12",
+                             "--model", str(trained_textworld_model_dir), "--wm-arg", "max_new_tokens=32",
+                             "--out", str(out)]) == 0
+    react = check_run_folder(out, "consistency")["results"]["envs"]["TextWorld-v0"]["agents"]["react"]
+    assert react["real"]["n"] == react["wm"]["n"] == react["w2r"]["n"] == 1

@@ -278,15 +278,11 @@ def test_official_loader_skips_what_alfworld_skips(tmp_path, monkeypatch):
 
 
 def test_noisy_expert_still_reacts(env):
-    from wmgym.training.policies import make_policy
+    from wmgym.agents import make_agent, play
 
-    policy = make_policy("noisy-expert:0.2", seed=0)
-    obs, info = env.reset(seed=0, options={"game": 0, "split": "train"})
-    done = False
-    while not done:
-        obs, _, terminated, truncated, info = env.step(policy(env, obs, info))
-        done = terminated or truncated
-    assert info["won"]
+    out = play(env, make_agent("noisy-expert:0.2", "ALFWorld-v0", privileged=True), seed=0,
+               options={"game": 0, "split": "train"})
+    assert out["won"]
 
 
 def test_prepare_games_and_pickling(env):

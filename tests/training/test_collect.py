@@ -1,4 +1,4 @@
-"""`wmgym collect`: policies, parallel workers, and resuming after kill -9."""
+"""`wmgym collect`: agents rolled into trajectory files, parallel workers, and resuming after kill -9."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import time
 import pytest
 
 from wmgym.training.collect import CollectConfig, collect
-from wmgym.training.policies import make_policy
 from wmgym.training.trajectories import read_episodes
 
 
@@ -24,14 +23,6 @@ def test_expert_wins_textworld(tmp_path):
     assert all(e.steps[-1].terminated for e in eps)
     # Rerunning with the same file writes nothing new.
     assert collect(CollectConfig(env="TextWorld-v0", policy="expert", episodes=4, out=str(out), progress=False)) == 0
-
-
-def test_policies_by_name():
-    assert make_policy("noisy-expert:0.3").name == "noisy-expert:0.3"
-    with pytest.raises(ValueError, match="valid policies"):
-        make_policy("genius")
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        make_policy("noisy-expert:3")
 
 
 def test_score_queries_are_true_transitions_that_show_the_turn_count(tmp_path):
@@ -63,48 +54,6 @@ def test_score_queries_are_true_transitions_that_show_the_turn_count(tmp_path):
                 turns, score = turns + 1, score + step.reward
         assert ep.steps[-1].observation.endswith(f"in {turns} turns.")
     assert queries >= 4
-
-
-def test_score_queries_need_an_env_with_a_score_command():
-    import gymnasium as gym
-
-    policy = make_policy("expert+score:0.9", seed=0)
-    assert policy.name == "expert+score:0.9"
-    env = gym.make("ALFWorld-v0")
-    obs, info = env.reset(seed=0, options={"game": 0, "split": "train"})
-    with pytest.raises(ValueError, match="no score command"):
-        for _ in range(20):
-            policy(env, obs, info)
-    env.close()
-    with pytest.raises(ValueError, match=r"valid: '\+score:P'"):
-        make_policy("expert+hint:0.3")
-    with pytest.raises(ValueError, match=r"\(0, 1\)"):
-        make_policy("random+score:1")
-
-
-def test_explore_tries_every_move_and_open_once_before_anything_else():
-    """In ALFWorld the explore policy goes to every receptacle, opening each closed one it stands at, never
-    twice, before it falls back to random play."""
-    import gymnasium as gym
-
-    env = gym.make("ALFWorld-v0", max_episode_steps=200)
-    obs, info = env.reset(seed=0, options={"game": 0, "split": "train"})
-    policy = make_policy("explore", seed=0)
-    receptacles = {c for c in info["admissible_commands"] if c.startswith("go to ")}
-    tried: list[str] = []
-    for _ in range(150):
-        untried = [c for c in info["admissible_commands"] if c not in tried]
-        fresh = [c for c in untried if c.startswith("open ")] or [c for c in untried if c.startswith("go ")]
-        action = policy(env, obs, info)
-        if not fresh:
-            break
-        assert action in fresh  # opens what is here before it moves on
-        tried.append(action)
-        obs, _, _, _, info = env.step(action)
-    env.close()
-    opened = {a[len("open "):] for a in tried if a.startswith("open ")}
-    assert not fresh and receptacles <= set(tried) and {"cabinet 1", "cabinet 2"} <= opened
-    assert policy.name == "explore"
 
 
 def _count_lines(path) -> int:
