@@ -26,7 +26,8 @@ Actions:
     ``search[keywords]`` on the search page, ``click[<clickable>]`` with one of
     the page's clickables (case-insensitive). Anything else (no brackets,
     ``search[]``, an unknown clickable, non-ASCII search text, over-long text)
-    leaves the page as it is with ``action_valid=False``.
+    leaves the page as it is with ``action_valid=False`` (empty and over-long ones through the base
+    class's malformed-action path, answered with ``invalid_action_text``: the current page).
     ``info["admissible_commands"]`` holds ``click[...]`` for each clickable
     (without the search button, which does nothing in WebShop) and, on the
     search page, one search: ``search[<the instruction without its option and
@@ -53,7 +54,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from wmgym.envs.base import EngineReset, EngineStep, TextEnv
-from wmgym.envs.spaces import MAX_ACTION_LENGTH
 from wmgym.envs.webshop import catalog, goals
 from wmgym.envs.webshop.search import SearchEngine
 from wmgym.envs.webshop.site import BUY_NOW, NEXT_PAGE, PREV_PAGE, BACK_TO_SEARCH, Site, fuzzy_match
@@ -124,6 +124,10 @@ class WebShopEnv(TextEnv):
     """
 
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    #: WebShop answers a malformed action (empty, over-long) with the page as it is, so an env's
+    #: ``invalid_action_text`` is its current page (set on every reset and step). The class value is what
+    #: the twin, which has no page, answers.
+    invalid_action_text: ClassVar[str] = "Nothing happens."
     heldout_split: ClassVar[str] = "test"
     scripted_agent: ClassVar[str | None] = "wmgym.agents.scripted.webshop:WebShopAgent"
     default_twin: ClassVar[dict[str, Any] | None] = None
@@ -140,11 +144,13 @@ class WebShopEnv(TextEnv):
         self.shop = load_shop(data_dir, num_products, catalog_seed)
         self.site = Site(self.shop.products, self.shop.engine, self.shop.prices)
 
-    @classmethod
-    def prepare_games(cls, split: str, indices: list[int], workers: int = 1, progress: bool = True) -> None:
-        """Build (and cache) the catalog and its goals; every game of a split shares them."""
-        super().prepare_games(split, indices, workers=workers, progress=progress)
-        load_shop()
+    def prepare_games(self, split: str, indices: list[int], workers: int = 1, progress: bool = True) -> None:
+        """Nothing left to prepare: making the env built (and cached) the catalog and the goals every game
+        shares. Checks the split and the indices."""
+        n = self._num_games(self._check_split(split))
+        bad = [i for i in indices if not 0 <= int(i) < n]
+        if bad:
+            raise ValueError(f"game indices {bad[:5]} are out of range for split {split!r}: valid are 0..{n - 1}")
 
     # ----------------------------------------------------------------- engine
     def _num_games(self, split: str) -> int:
@@ -163,20 +169,18 @@ class WebShopEnv(TextEnv):
     def _engine_reset(self, split: str, index: int) -> EngineReset:
         goal = self.shop.splits[split][index]
         self.site.start(goal)
-        observation = self._observation()
+        observation = self.invalid_action_text = self._observation()
         return EngineReset(observation=observation, task=goal["instruction_text"], game_id=f"{split}/{index:05d}",
                            init_context=observation, admissible_commands=self._admissible(),
                            extra={"format": self.format})
 
-    def _malformed(self, action: str) -> bool:
-        return False  # every action reaches the site, which leaves the page as it is (WebShop's answer)
-
     def _engine_step(self, action: str) -> EngineStep:
-        valid = len(action) <= MAX_ACTION_LENGTH and self.site.act(action)
+        valid = self.site.act(action)
         bought = valid and self.site.page == "done"
         reward = float(self.site.reward) if bought else 0.0
         won = bought and reward >= 1.0 - 1e-9
-        return EngineStep(observation=self._observation(), reward=reward, won=won, lost=bought and not won,
+        observation = self.invalid_action_text = self._observation()
+        return EngineStep(observation=observation, reward=reward, won=won, lost=bought and not won,
                           admissible_commands=self._admissible(), action_valid=valid,
                           extra={"format": self.format})
 
