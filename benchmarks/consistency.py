@@ -39,7 +39,7 @@ from wmgym.benchmarks.common import (BenchmarkRun, add_common_args, bar_plot, fm
 from wmgym.benchmarks.gold import spread_games
 from wmgym.benchmarks.models import add_model_args, describe_models, load_models, model_names, parse_kv
 from wmgym.benchmarks.published import PUBLISHED_CR
-from wmgym.envs import heldout_split
+from wmgym.envs import heldout_split, twin_id
 
 NO_ANCHOR = 10**9  # "every" that never comes: the twin runs free, the real env only watches
 
@@ -160,7 +160,7 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
     for env_id in cfg.envs:
         split = heldout_split(env_id, cfg.split)
         real = _make(env_id, cfg, split)
-        twin = None if cfg.real_only else W2RReplay(_make(f"WM-{env_id}", cfg, split, model=models[env_id]))
+        twin = None if cfg.real_only else W2RReplay(_make(twin_id(env_id), cfg, split, model=models[env_id]))
         games = cfg.game_list or spread_games(real.unwrapped.num_games(split), cfg.games)
         n = len(games)
         real.unwrapped.prepare_games(split, games, progress=False)

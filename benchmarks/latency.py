@@ -30,6 +30,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from wmgym.envs import twin_id
+
 
 @dataclasses.dataclass
 class LatencyConfig:
@@ -98,7 +100,7 @@ def resolve_model(cfg: LatencyConfig, scratch: Path) -> tuple[Path, str]:
 
 def episode_latencies(env_id: str, wm: Any, turns: int, seed: int, game: int) -> list[dict[str, float]]:
     """Time ``turns`` steps of one twin episode; one record per step."""
-    env = gym.make(f"WM-{env_id}", model=wm)
+    env = gym.make(twin_id(env_id), model=wm)
     _, info = env.reset(seed=seed, options={"game": game})
     twin = env.unwrapped  # past TimeLimit: the probe may go beyond the env's step limit
     commands = info["admissible_commands"] or ["look"]
@@ -135,7 +137,7 @@ def batch_throughput(cfg: LatencyConfig, wm: Any) -> dict[str, Any]:
     """Steps/s of ``step_batch`` over n episodes, and of stepping them one by one."""
     out = {}
     for n in cfg.batch_sizes:
-        envs = [gym.make(f"WM-{cfg.env}", model=wm) for _ in range(n)]
+        envs = [gym.make(twin_id(cfg.env), model=wm) for _ in range(n)]
         handles, commands = [], []
         for i, env in enumerate(envs):
             _, info = env.reset(seed=cfg.seed + i, options={"game": i})
@@ -204,7 +206,7 @@ def run(cfg: LatencyConfig, out: str | None = None, run_name: str | None = None,
     fig = bench.add_figure("latency.png")
     line_plot(fig, {f"reuse {k}": (list(cfg.probes), [history[k][str(h)]["ms"] for h in cfg.probes])
                     for k in history},
-              title=f"WM-{cfg.env} step latency ({params / 1e6:.1f}M params, {cfg.max_new_tokens} new tokens)",
+              title=f"{twin_id(cfg.env)} step latency ({params / 1e6:.1f}M params, {cfg.max_new_tokens} new tokens)",
               xlabel="turns of history", ylabel="ms per step")
     markdown = "\n".join([
         f"Model: `{model_dir}` ({source}, {params / 1e6:.2f}M parameters), hf backend, CPU, 1 torch thread, "

@@ -186,13 +186,12 @@ def _cr(cfg: ScalingConfig, wm: Any) -> dict[str, Any]:
     import gymnasium as gym
 
     from wmgym.benchmarks.consistency import measure_agent
+    from wmgym.envs import heldout_split, twin_id
     from wmgym.wrappers import W2RReplay
-
-    from wmgym.envs import heldout_split
 
     split = heldout_split(cfg.env)
     real = gym.make(cfg.env, split=split)
-    twin = W2RReplay(gym.make(f"WM-{cfg.env}", split=split, model=wm))
+    twin = W2RReplay(gym.make(twin_id(cfg.env), split=split, model=wm))
     res = measure_agent(real, twin, "scripted", cfg.env, list(range(cfg.cr_games)), cfg.seed, {})
     real.close()
     twin.close()

@@ -39,6 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 from wmgym.benchmarks.common import BenchmarkRun, add_common_args, bar_plot, fmt, md_table, set_torch_threads
+from wmgym.envs import TextEnv, twin_id
 
 
 def _play(args: tuple[str, int, int, int]) -> tuple[int, float]:
@@ -73,8 +74,6 @@ def measure_steps(env_id: str, workers: int, steps: int, n_games: int) -> float:
 
 def measure_generation(env_id: str, games: int) -> float | None:
     """Seconds per freshly generated game, or ``None`` if the env generates nothing."""
-    from wmgym.envs import TextEnv
-
     env = gym.make(env_id)
     if games < 1 or type(env.unwrapped).prepare_games is TextEnv.prepare_games:
         return None  # the env keeps the base class's no-op: it has no games to generate
@@ -119,7 +118,7 @@ def measure_vector(make_env, copies: int, steps: int, n_games: int, seed: int = 
 
 def measure_twin_single(env_id: str, model: Any, steps: int, n_games: int, seed: int = 0) -> dict[str, float]:
     """Steps/s and mean step latency of one twin playing random reset-time commands."""
-    env = gym.make(f"WM-{env_id}", model=model)
+    env = gym.make(twin_id(env_id), model=model)
     rng = np.random.default_rng(seed)
     _, info = env.reset(seed=seed, options={"game": seed % n_games})
     latencies = []
@@ -202,7 +201,7 @@ def measure_twins(env_id: str, model_dir: str, backends: list[str], vector: int,
                 raise ValueError(f"unknown backend {backend!r}; valid backends: ['hf', 'openai', 'vllm']")
             res = measure_twin_single(env_id, wm, steps, n_games)
             res[f"vector_{vector}_steps_per_s"] = measure_vector(
-                lambda: gym.make(f"WM-{env_id}", model=wm), vector, max(1, steps // vector), n_games)
+                lambda: gym.make(twin_id(env_id), model=wm), vector, max(1, steps // vector), n_games)
             res[f"step_batch_{vector}_steps_per_s"] = measure_step_batch(env_id, wm, vector,
                                                                           max(1, steps // vector), n_games)
             out[backend] = res
