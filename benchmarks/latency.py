@@ -73,7 +73,7 @@ class LatencyConfig:
 
 def tiny_model_for(env_id: str, out_dir: Path, seed: int = 0, hidden: int = 256, layers: int = 4) -> Path:
     """A from-scratch Qwen2 (~5M parameters at the defaults) whose tokenizer is trained on ``env_id``'s resets."""
-    from wmgym.worldmodels.tiny import build_tiny_model
+    from wmgym.training.tiny import build_tiny_model
 
     env = gym.make(env_id)
     texts = []

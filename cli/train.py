@@ -1,8 +1,8 @@
 """``wmgym train sft|default|export``.
 
 The ``train sft`` flags are generated from :class:`~wmgym.training.sft.SFTConfig`
-(one flag per field, its docstring as the help), so the CLI and the config
-never drift apart.
+(one flag per field, its docstring as the help, less the fields set from Python
+only), so the CLI and the config never drift apart.
 """
 
 from __future__ import annotations
@@ -86,13 +86,13 @@ def cmd_default(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from wmgym.training.sft import SFTConfig
+    from wmgym.training.sft import PYTHON_ONLY, SFTConfig
 
     train = sub.add_parser("train", help="train world models (sft, the embedded defaults) and export data")
     tsub = train.add_subparsers(dest="train_command", metavar="TRAIN_COMMAND", required=True)
 
     p = tsub.add_parser("sft", help="dynamics-aligned SFT: trajectories -> world model (HF directory)")
-    add_dataclass_args(p, SFTConfig)
+    add_dataclass_args(p, SFTConfig, skip=PYTHON_ONLY)
     p.set_defaults(func=cmd_sft)
 
     p = tsub.add_parser("default", help="train the embedded default twin of a real env (collects data if needed)")

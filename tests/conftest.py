@@ -46,7 +46,7 @@ def tiny_model_dir(tmp_path_factory):
 
     The wide initialisation makes greedy outputs varied, so cache/batch equality tests compare real text.
     """
-    from wmgym.worldmodels.tiny import build_tiny_model
+    from wmgym.training.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-wm"), _TINY_TEXTS, vocab_size=400, initializer_range=0.3)
 
@@ -71,7 +71,7 @@ def textworld_expert_episodes(wmgym_home):
 def trained_textworld_model_dir(tmp_path_factory, textworld_expert_episodes):
     """A tiny world model trained (100 full-batch steps, ~20 s) until it reproduces the two expert episodes."""
     from wmgym.worldmodels.protocol import episode_messages
-    from wmgym.worldmodels.tiny import build_tiny_model, fit_tiny_model
+    from wmgym.training.tiny import build_tiny_model, fit_tiny_model
 
     chats = [episode_messages(e) for e in textworld_expert_episodes]
     texts = [m["content"] for chat in chats for m in chat]

@@ -243,52 +243,34 @@ def episode_chats(episodes: list) -> list[tuple[str, list[Message]]]:
     return [(ep.env_id, episode_messages(ep)) for ep in episodes if ep.steps]
 
 
-def turn_windows(chat: TokenizedChat, turns: int, all_tokens: bool = False) -> list[dict[str, list[int]]]:
+def turn_windows(chat: TokenizedChat, turns: int) -> list[dict[str, list[int]]]:
     """Short examples of ``turns`` consecutive turns each, without the system prompt (curriculum phase).
 
     Attention starts out spread evenly over the context, so the gradient that
     teaches a head to look at the action's object is about 1/context-length:
     in a few turns it is tens of times stronger than in a whole chat, and the
-    copy circuits form early; the full chats come after. With ``all_tokens``
-    every token is a label (actions copy from observations as much as
-    observations copy from actions: twice the copying signal per token).
+    copy circuits form early; the full chats come after.
     """
     bounds = chat.turn_starts + [len(chat.input_ids)]
     out = []
     for j in range(0, len(chat.turn_starts), turns):
         a, b = bounds[j], bounds[min(j + turns, len(chat.turn_starts))]
         ids = chat.input_ids[a:b]
-        out.append({"input_ids": ids, "labels": list(ids) if all_tokens else chat.labels[a:b], "first_step": j})
+        out.append({"input_ids": ids, "labels": chat.labels[a:b], "first_step": j})
     return out
 
 
-def prefix_window(chat: TokenizedChat, turns: int) -> list[dict[str, list[int]]]:
-    """The start of a chat: its system prompt and first ``turns`` turns (curriculum phase).
-
-    Observations that look the initial state up in the system prompt ("go to
-    shelf 9" lists what the prompt says is on it) are learnt far faster in
-    these short contexts than in whole chats, and a prefix is exact: no turn
-    that changed the state is left out.
-    """
-    end = (chat.turn_starts + [len(chat.input_ids)])[min(turns, len(chat.turn_starts))]
-    return [{"input_ids": chat.input_ids[:end], "labels": chat.labels[:end], "first_step": 0}]
-
-
 def build_examples(tokenizer: Any, episodes: list, max_length: int,
-                   turn_window: int = 0, all_tokens: bool = False,
-                   prefix_turns: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
+                   turn_window: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Tokenize episodes into training examples; returns the examples and counts (chats, windows, skipped turns).
 
-    With ``turn_window > 0`` the examples are :func:`turn_windows` of that many turns instead; with
-    ``prefix_turns > 0`` one :func:`prefix_window` per chat.
+    With ``turn_window > 0`` the examples are :func:`turn_windows` of that many turns instead.
     """
     examples, stats = [], {"chats": 0, "examples": 0, "skipped_turns": 0, "tokens": 0, "label_tokens": 0}
     for env_id, messages in episode_chats(episodes):
         chat = tokenize_chat(tokenizer, messages, env_id)
-        if prefix_turns > 0:
-            parts, skipped = prefix_window(chat, prefix_turns), 0
-        elif turn_window > 0:
-            parts, skipped = turn_windows(chat, turn_window, all_tokens), 0
+        if turn_window > 0:
+            parts, skipped = turn_windows(chat, turn_window), 0
         else:
             parts, skipped = windows(chat, max_length)
         stats["chats"] += 1

@@ -1,11 +1,17 @@
-"""Trainer callbacks of SFT: a progress file other processes can read."""
+"""SFT's pieces of the HF ``Trainer``: the loss on observation tokens, held-out EM at each evaluation, the
+progress file other processes read, the training arguments and checkpoint lookup."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from wmgym.training.data import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    from wmgym.training.sft import SFTConfig
 
 
 def write_progress(out: str | Path, progress: dict[str, Any]) -> None:
@@ -43,34 +49,93 @@ def progress_callback(out: str | Path):
     return ProgressFile()
 
 
-def mlp_output_params(model: Any) -> list:
-    """The MLP output projections of a Llama-style model (``*.mlp.down_proj.weight``)."""
-    return [p for name, p in model.named_parameters() if name.endswith("mlp.down_proj.weight")]
+def make_trainer_class():
+    from transformers import Trainer
+
+    class ObservationLossTrainer(Trainer):
+        """Cross-entropy on labelled positions only, with the LM head applied only there."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            import torch.nn.functional as F
+
+            labels = inputs["labels"]
+            base = model.module if hasattr(model, "module") else model
+            base = base.get_base_model() if hasattr(base, "get_base_model") else base
+            decoder, head = base.get_decoder(), base.get_output_embeddings()
+            # No attention mask: padding is on the right and attention is causal, so no real token sees a pad,
+            # and without a mask attention stays on its fast causal kernel (a mask costs ~30% on CPU).
+            hidden = decoder(input_ids=inputs["input_ids"]).last_hidden_state
+            # Position t predicts token t + 1.
+            target = labels[:, 1:]
+            keep = target != IGNORE_INDEX
+            logits = head(hidden[:, :-1][keep]).float()
+            total = F.cross_entropy(logits, target[keep], reduction="sum")
+            n = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+            loss = total / n
+            if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch:
+                loss = loss * self.accelerator.num_processes
+            return (loss, {"logits": logits}) if return_outputs else loss
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            """Held-out loss and teacher-forced EM from one forward pass per held-out episode."""
+            episodes = getattr(self, "wm_eval_episodes", None)
+            if not episodes:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            from wmgym.training.evaluate import argmax_em
+
+            res = argmax_em(self.model, self.processing_class, episodes, max_length=self.wm_max_length,
+                            autocast=bool(self.args.bf16))
+            p = metric_key_prefix
+            metrics = {f"{p}_loss": res.loss, f"{p}_em": res.em, f"{p}_token_acc": res.token_accuracy,
+                       f"{p}_steps": res.n_steps, **{f"{p}_em_{env}": v for env, v in res.per_env.items()}}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    return ObservationLossTrainer
 
 
-def attention_only_warmup_callback(steps: int):
-    """A callback that keeps the MLPs switched off (output projection zero and frozen) for the first ``steps``.
+def latest_checkpoint(out: str | Path) -> str | None:
+    """Newest ``checkpoint-N`` directory in ``out`` that finished saving (has its trainer state)."""
+    out = Path(out)
+    found = []
+    for d in out.glob("checkpoint-*"):
+        if d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").exists():
+            found.append((int(d.name.split("-")[-1]), d))
+    return str(max(found)[1]) if found else None
 
-    Early on, MLPs lower the loss fastest by learning n-gram statistics, and the
-    attention circuits that copy names from the action or the initial state
-    form late. Zero MLP outputs leave attention alone with that job until
-    ``steps``; then the MLPs train from zero, like a zero-initialised residual
-    branch.
-    """
-    from transformers import TrainerCallback
 
-    class AttentionOnlyWarmup(TrainerCallback):
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            if model is not None and state.global_step < steps:
-                import torch
+def bf16_supported() -> bool:
+    """Whether bf16 autocast is fast here (CUDA with bf16, or a CPU with AVX512-BF16 / AMX)."""
+    import torch
 
-                with torch.no_grad():
-                    for p in mlp_output_params(model):
-                        p.zero_()
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
-        def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
-            if model is not None and state.global_step < steps:
-                for p in mlp_output_params(model):
-                    p.grad = None
 
-    return AttentionOnlyWarmup()
+def training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: bool, accum: int):
+    """``TrainingArguments`` for this run (TensorBoard logs go under OUT/runs)."""
+    import torch
+    from transformers import TrainingArguments
+
+    kw: dict[str, Any] = {}
+    if "logging_dir" in TrainingArguments.__dataclass_fields__:  # transformers < 5
+        kw["logging_dir"] = str(Path(cfg.out) / "runs")
+    else:
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(cfg.out) / "runs"))
+    return TrainingArguments(
+        output_dir=cfg.out, per_device_train_batch_size=1, per_device_eval_batch_size=1,
+        gradient_accumulation_steps=accum, max_steps=total_steps, learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler, warmup_steps=int(cfg.warmup * total_steps), weight_decay=cfg.weight_decay,
+        bf16=use_bf16, use_cpu=not torch.cuda.is_available(), logging_steps=cfg.logging_steps,
+        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps, save_strategy="steps",
+        save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, report_to=cfg.report_to,
+        seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=not cfg.progress, remove_unused_columns=False,
+        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", max_grad_norm=1.0,
+        train_sampling_strategy="sequential", **kw,  # the order is built by schedule()
+    )

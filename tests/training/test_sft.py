@@ -76,7 +76,8 @@ def test_argmax_em_equals_greedy_generation(trained_textworld_model_dir, textwor
 def test_training_data_does_not_depend_on_the_order_of_the_file(tw_file, tmp_path):
     """Collection workers append episodes as they finish, so a second collection of the same episodes orders them
     otherwise; the episodes training sees (and so its batches and held-out subset) must come out the same."""
-    from wmgym.training.sft import SFTConfig, load_data
+    from wmgym.training.sft import SFTConfig
+    from wmgym.training.sft_batches import load_data
 
     lines = open(tw_file).read().splitlines()
     shuffled = tmp_path / "shuffled.jsonl"

@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 
 from wmgym.training.data import (IGNORE_INDEX, MIXES, build_examples, check_mix, group_by_env, mix_sample,
-                                 parse_mix, prefix_window, tokenize_chat, turn_windows, windows)
+                                 parse_mix, tokenize_chat, turn_windows, windows)
 from wmgym.training.tiny import build_tiny
 from wmgym.worldmodels.protocol import SUCCESS_MARKER, episode_messages
 
@@ -74,7 +74,7 @@ def test_long_chats_are_windowed_and_each_turn_supervised_once(tokenizer, chats)
 
 
 def test_curriculum_windows(tokenizer, chats):
-    """Short turn windows (no system prompt) cover every turn once; a prefix is the system prompt + first turns."""
+    """Short turn windows (no system prompt) cover every turn once."""
     messages = chats[1]
     chat = tokenize_chat(tokenizer, messages)
     parts = turn_windows(chat, 2)
@@ -82,18 +82,11 @@ def test_curriculum_windows(tokenizer, chats):
     assert "".join(tokenizer.decode([t for t in p["labels"] if t != IGNORE_INDEX]) for p in parts) \
         == _assistant_text(messages)
     assert all(messages[0]["content"] not in tokenizer.decode(p["input_ids"]) for p in parts)
-    # With all_tokens the actions are labels too (continued-pretraining phase).
-    full = turn_windows(chat, 2, all_tokens=True)
-    assert [p["labels"] for p in full] == [p["input_ids"] for p in full]
-
-    (prefix,) = prefix_window(chat, 2)
-    assert prefix["input_ids"] == chat.input_ids[: chat.turn_starts[2]]
-    assert tokenizer.decode([t for t in prefix["labels"] if t != IGNORE_INDEX]) == _assistant_text(messages[:5])
-    assert prefix_window(chat, 99)[0]["input_ids"] == chat.input_ids
 
 
 def test_schedule_runs_the_curriculum_phases_first(tmp_path):
-    from wmgym.training.sft import SFTConfig, schedule
+    from wmgym.training.sft import SFTConfig
+    from wmgym.training.sft_batches import schedule
 
     data = tmp_path / "d.jsonl"
     data.write_text("")
@@ -101,15 +94,13 @@ def test_schedule_runs_the_curriculum_phases_first(tmp_path):
     def ex(tag, n):
         return [{"input_ids": [tag] * 10, "labels": [tag] * 10} for _ in range(n)]
 
-    cfg = SFTConfig(data=[str(data)], out="y", batch_tokens=20, curriculum=0.2, curriculum_prefix=0.3)
+    cfg = SFTConfig(data=[str(data)], out="y", batch_tokens=20, curriculum=0.2)
     batches = schedule(ex(3, 40), [(ex(1, 7), 0.2), (ex(2, 5), 0.3)], cfg, 50)
     tags = [b[0]["input_ids"][0] for b in batches]
     assert tags == [1] * 10 + [2] * 15 + [3] * 25  # short windows repeat as needed; then the chats
     assert all({e["input_ids"][0] for e in b} == {t} for b, t in zip(batches, tags))
     assert schedule(ex(3, 40), [(ex(1, 7), 0.2), (ex(2, 5), 0.3)], cfg, 50) == batches  # fixed by the seed
     assert [b[0]["input_ids"][0] for b in schedule(ex(3, 40), [([], 0.2), ([], 0.3)], cfg, 10)] == [3] * 10
-    with pytest.raises(ValueError, match="curriculum_prefix"):
-        SFTConfig(data=[str(data)], out="y", curriculum=0.6, curriculum_prefix=0.5)
 
 
 def test_build_examples_counts(tokenizer, textworld_expert_episodes):

@@ -71,7 +71,7 @@ def test_missing_vllm_names_the_extra(tiny_model_dir):
 @pytest.mark.skipif(not _venv_ready(), reason=f"no vLLM venv at {VENV} (setup in this module's docstring)")
 def test_vllm_engine_matches_hf_greedy(tmp_path):
     """Our vllm backend on the real CPU engine generates the hf backend's greedy tokens, batched."""
-    from wmgym.worldmodels.tiny import build_tiny_model
+    from wmgym.training.tiny import build_tiny_model
 
     texts = ["You are in a kitchen. There is a fridge.", "open fridge", "You open the fridge.", "go north",
              "take key from box", "inventory", "Nothing happens.", "You eat the apple. [SUCCESS]"] * 20

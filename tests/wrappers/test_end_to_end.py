@@ -36,7 +36,7 @@ class Scripted:
 def cooking_model(tmp_path_factory) -> str:
     """A tiny world model trained on real episodes of the cooking game (a model directory)."""
     from wmgym.worldmodels.protocol import episode_messages
-    from wmgym.worldmodels.tiny import build_tiny_model, fit_tiny_model
+    from wmgym.training.tiny import build_tiny_model, fit_tiny_model
 
     env = gym.make("TextWorld-v0")
     episodes = [run_episode(env, Scripted(a), seed=0, options=COOKING_GAME) for a in [COOKING_WIN, LOSS]]

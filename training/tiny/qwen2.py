@@ -1,10 +1,13 @@
-"""Tiny from-scratch world models in Qwen2's architecture, for tests and CPU benchmarks.
+"""Tiny Qwen2 models with random or memorised weights, for backend tests and latency benchmarks.
 
-:func:`build_tiny_model` trains a byte-level BPE tokenizer on some text with
-the ``tokenizers`` library, gives it Qwen's ChatML chat template and special
-tokens, initialises a small ``Qwen2ForCausalLM`` and saves both as an ordinary
-HF model directory (``config.json``, ``model.safetensors``, tokenizer files),
-so every backend loads it the way it loads a released checkpoint.
+:func:`build_tiny_model` trains a byte-level BPE on some text, gives it the
+tiny preset's ChatML template and special tokens, initialises a small
+``Qwen2ForCausalLM`` and saves both as an ordinary HF model directory, so every
+backend loads it the way it loads a released checkpoint. Qwen2, not the
+preset's Llama: the released Word2World checkpoints are Qwen2 (q/k/v biases,
+grouped KV heads), and these models are what the backends are tested on.
+:func:`fit_tiny_model` then lets it memorise a few episodes, for tests whose
+twin must play them back.
 """
 
 from __future__ import annotations
@@ -13,18 +16,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-#: Qwen2.5's ChatML layout, without the tool-calling branches and the default system prompt.
-CHATML_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+from wmgym.training.tiny.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS, save_tokenizer
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> Any:
-    """A byte-level BPE tokenizer (Qwen-style) trained on ``texts``, with the ChatML template."""
+def byte_level_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> Any:
+    """A byte-level BPE (GPT-2 pre-tokenizer, as Qwen's) trained on ``texts``, with the ChatML template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -36,7 +32,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> Any:
     tok.train_from_iterator(list(texts), trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    additional_special_tokens=["<|im_start|>"])
-    fast.chat_template = CHATML_TEMPLATE
+    fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
@@ -58,7 +54,7 @@ def build_tiny_model(out_dir: str | Path, texts: Iterable[str], *, vocab_size: i
     import torch
     from transformers import Qwen2ForCausalLM
 
-    tokenizer = train_tokenizer(texts, vocab_size)
+    tokenizer = byte_level_tokenizer(texts, vocab_size)
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(tiny_config(len(tokenizer), tokenizer=tokenizer, **config))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -66,33 +62,14 @@ def build_tiny_model(out_dir: str | Path, texts: Iterable[str], *, vocab_size: i
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
     return out
-
-
-def assistant_labels(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """Token ids of a whole chat and labels that supervise only the assistant turns.
-
-    Each assistant turn's label span is its content and its end-of-turn token
-    (what the model must generate); everything else is ``-100``.
-    """
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
-    labels = [-100] * len(ids)
-    for k, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        start = len(tokenizer.apply_chat_template(messages[:k], add_generation_prompt=True, tokenize=True,
-                                                  return_dict=False))
-        end = len(tokenizer.apply_chat_template(messages[:k + 1], tokenize=True, return_dict=False))
-        while end > start and ids[end - 1] != tokenizer.eos_token_id:  # stop after the end-of-turn token
-            end -= 1
-        labels[start:end] = ids[start:end]
-    return list(ids), labels
 
 
 def fit_tiny_model(model_dir: str | Path, chats: list[list[dict[str, str]]], *, steps: int = 100,
                    lr: float = 3e-3, seed: int = 0) -> list[float]:
-    """Train the model in ``model_dir`` on ``chats`` (assistant turns only) and save it back.
+    """Train the model in ``model_dir`` on ``chats`` (assistant turns only, labelled as SFT labels them) and save
+    it back.
 
     A few full-batch AdamW steps on CPU: enough for a tiny model to memorise a
     handful of episodes, which is what tests of the twin need. Returns the losses.
@@ -100,15 +77,17 @@ def fit_tiny_model(model_dir: str | Path, chats: list[list[dict[str, str]]], *, 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from wmgym.training.data import IGNORE_INDEX, tokenize_chat
+
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32)
-    rows = [assistant_labels(tokenizer, chat) for chat in chats]
-    width = max(len(ids) for ids, _ in rows)
+    rows = [tokenize_chat(tokenizer, chat) for chat in chats]
+    width = max(len(r.input_ids) for r in rows)
     pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
-    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+    input_ids = torch.tensor([r.input_ids + [pad] * (width - len(r.input_ids)) for r in rows])
+    labels = torch.tensor([r.labels + [IGNORE_INDEX] * (width - len(r.labels)) for r in rows])
+    mask = torch.tensor([[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in rows])
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     losses = []
