@@ -91,24 +91,44 @@ def play_side_by_side(env_id: str, game: int = 0, max_steps: int = 12, seed: int
     expert = make_agent("expert", env_id, privileged=True)
     expert.reset(obs_r, info_r, seed, env=real)
     same = steps = 0
+    ends: dict[str, tuple[int, bool, bool]] = {}  # "real"/"twin" -> (step, won, truncated) where that episode ended
     print(f"\n=== {env_id}, {split} game {game}: real env (R) vs twin (T), expert actions ===")
     print(obs_r.strip()[:600])
     for steps in range(1, max_steps + 1):
         action = expert.act(obs_r, info_r)
         obs_r, _, term_r, trunc_r, info_r = real.step(action)
-        obs_t, _, term_t, trunc_t, _ = twin.step(action)
-        match = obs_r.strip() == obs_t.strip()
+        if term_r or trunc_r:
+            ends["real"] = (steps, bool(info_r.get("won")), not term_r)
+        if "twin" in ends:  # an ended episode takes no more steps; the real one plays on to its own end
+            obs_t, match = "(the twin's episode has ended)", False
+        else:
+            obs_t, _, term_t, trunc_t, info_t = twin.step(action)
+            if term_t or trunc_t:
+                ends["twin"] = (steps, bool(info_t.get("won")), not term_t)
+            match = obs_r.strip() == obs_t.strip()
         same += match
         print(f"\n[{steps}] > {action}   {'(same)' if match else '(DIFFERENT)'}")
         print("R: " + obs_r.strip().replace("\n", "\n   "))
         if not match:
             print("T: " + obs_t.strip().replace("\n", "\n   "))
-        if term_r or trunc_r:
-            print(f"real env: {'won' if info_r.get('won') else 'ended'}; twin: {'ended' if term_t else 'going on'}")
+        if "real" in ends:
             break
     real.close()
     twin.close()
-    return {"env": env_id, "steps": steps, "same": same}
+    print(f"\nresult: real env {_ending(ends.get('real'), steps)}; twin {_ending(ends.get('twin'), steps)} "
+          f"({same} of {steps} observations the same)")
+    return {"env": env_id, "steps": steps, "same": same, "real_won": ends.get("real", (0, False))[1],
+            "twin_won": ends.get("twin", (0, False))[1]}
+
+
+def _ending(end: tuple[int, bool, bool] | None, steps: int) -> str:
+    """How an episode of the side-by-side play ended: won, or why not."""
+    if end is None:
+        return f"did not win (still going after {steps} steps)"
+    step, won, truncated = end
+    if won:
+        return f"won in {step} steps"
+    return f"did not win ({'stopped by the step limit' if truncated else 'lost'} at step {step})"
 
 
 def quickstart(envs: list[str] | None = None, workers: int = 2, force: bool = False) -> int:

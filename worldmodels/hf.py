@@ -108,6 +108,7 @@ class HFWorldModel:
             raise ValueError(f"the tokenizer of {name!r} has no chat template; a world model needs one "
                              "(tokenizer_config.json 'chat_template' or chat_template.jinja)")
         self.model = model.eval()
+        self.cache_kwarg = kvcache.cache_kwarg(model)
         self.tokenizer = tokenizer
         self.settings = settings
         self.reuse_cache = reuse_cache
@@ -290,7 +291,7 @@ class HFWorldModel:
         new = torch.tensor([ids[keep:]], device=self.device)
         positions = torch.arange(keep, len(ids), device=self.device).unsqueeze(0)
         with torch.no_grad():
-            out = self.model(input_ids=new, position_ids=positions, past_key_values=ep.cache, use_cache=True,
-                             logits_to_keep=1)
+            out = self.model(input_ids=new, position_ids=positions, use_cache=True, logits_to_keep=1,
+                             **{self.cache_kwarg: ep.cache})
         ep.cached_ids = list(ids)
         return out.logits[0, -1]

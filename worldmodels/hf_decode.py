@@ -101,6 +101,6 @@ def decode(wm: Any, episodes: list[Any], first_logits: list[torch.Tensor], setti
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
         fed += 1
         with torch.no_grad():
-            result = wm.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                              past_key_values=cache, use_cache=True, logits_to_keep=1)
+            result = wm.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                              logits_to_keep=1, **{wm.cache_kwarg: cache})
         logits = list(result.logits[:, -1])

@@ -63,6 +63,18 @@ def new_cache(config=None) -> DynamicCache:
     return cache
 
 
+def cache_kwarg(model) -> str:
+    """The keyword the model's ``forward`` takes its KV cache by: ``cache`` in transformers 5.2x (where
+    ``past_key_values`` still works but raises a FutureWarning on every call), ``past_key_values`` before."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a forward without an inspectable signature
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def supports_surgery(cache: DynamicCache) -> bool:
     """Whether every layer is a plain, croppable full-attention layer."""
     return all(type(layer) in (DynamicLayer, GrowableLayer) for layer in cache.layers)

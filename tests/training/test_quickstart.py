@@ -4,6 +4,7 @@ report EM on the held-out games, play a twin beside the real env; a second run r
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -44,10 +45,25 @@ def test_quickstart_runs_the_whole_loop_and_reuses_its_cache(mini_recipes, capsy
         assert sum(1 for _ in open(train_path)) == 3
     assert "=== ALFWorld-v0, valid_unseen game 0" in out
     assert "[1] > " in out and "R: " in out
+    # The side-by-side episode ends with whether the real env and the twin won, for each env.
+    ending = (r"(won in \d+ steps|did not win \((lost|stopped by the step limit) at step \d+\)"
+              r"|did not win \(still going after \d+ steps\))")
+    results = re.findall(rf"^result: real env {ending}; twin {ending} \(\d+ of \d+ observations the same\)$",
+                         out, re.M)
+    assert len(results) == len(ENVS), out[-3000:]
 
     assert main(["quickstart", "--envs", *ENVS]) == 0
     out = capsys.readouterr().out
     assert out.count("already trained") == 2 and "wrote 0 new" not in out.replace("wrote 0 new episode", "")
+
+
+def test_side_by_side_result_says_who_won():
+    from wmgym.training.quickstart import _ending
+
+    assert _ending((5, True, False), 5) == "won in 5 steps"
+    assert _ending((3, False, False), 3) == "did not win (lost at step 3)"
+    assert _ending((20, False, True), 20) == "did not win (stopped by the step limit at step 20)"
+    assert _ending(None, 12) == "did not win (still going after 12 steps)"
 
 
 def test_recipe_override_file(tmp_path, monkeypatch):
