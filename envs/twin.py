@@ -34,6 +34,11 @@ Info:
       ("Nothing happens.").
     - ``admissible_commands``: the real env's list *at reset*, kept for the
       whole episode (the twin cannot know which commands later states admit).
+    - ``context_version``: the real env's, since the context is the real env's.
+
+Arguments of the real env's constructor (``game_files=`` of TextWorld-v0,
+``task=`` of SciWorld-v0, ...) go to the real env the twin resets from; the
+others go to the world model.
 
 Malformed actions (empty, overlong, blocked meta-commands) are answered as the
 real env answers them, without asking the model; the turn still enters the
@@ -46,6 +51,7 @@ Registered ids:
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +112,8 @@ class TwinEnv(TextEnv):
         render_mode: ``"ansi"`` or ``"human"``.
         real_kwargs: extra keyword arguments for the real env.
         share_model: reuse a model already loaded in this process with the same name and settings.
-        **model_kwargs: backend options and generation settings (``max_new_tokens``, ``temperature``, ...).
+        **model_kwargs: backend options and generation settings (``max_new_tokens``, ``temperature``, ...);
+            those the real env's constructor takes (``game_files``, ...) join ``real_kwargs``.
     """
 
     def __init__(self, real_id: str, model: str | Path | WorldModel | None = None, backend: str = "hf",
@@ -117,12 +124,19 @@ class TwinEnv(TextEnv):
         self.splits = real_cls.splits
         self.invalid_action_text = real_cls.invalid_action_text
         self.blocked_commands = real_cls.blocked_commands
+        self.context_version = real_cls.context_version
         self._real_cls = real_cls
-        super().__init__(split=split, render_mode=render_mode)
         self.real_id = real_id
-        self.world_model = resolve_world_model(real_id, model, backend, share_model, model_kwargs)
         self._real_kwargs = dict(real_kwargs or {})
+        real_params = inspect.signature(real_cls.__init__).parameters
+        for name in [k for k in model_kwargs if k in real_params and k not in ("self", "split", "render_mode")]:
+            self._real_kwargs[name] = model_kwargs.pop(name)
+        self.world_model = resolve_world_model(real_id, model, backend, share_model, model_kwargs)
         self._real: TextEnv | None = None
+        if self._real_kwargs:  # they may change the real env's splits (user games are split "user")
+            self._real = gym.make(real_id, split=split, **self._real_kwargs).unwrapped
+            self.splits = self._real.splits
+        super().__init__(split=split, render_mode=render_mode)
         self.handle: int | None = None
         #: ``(action, assistant text)`` turns of the current episode, as the model's chat holds them.
         self.history: list[tuple[str, str]] = []

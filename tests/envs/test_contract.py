@@ -1,7 +1,7 @@
 """The DESIGN.md text-env contract, checked for every registered real id.
 
 Parametrised over the registry, so a new env is covered the moment it is
-registered. Twins are checked in tests/envs/test_twin.py (they need a model).
+registered. Twins are checked in tests/envs/test_twin.py (with a fake world model).
 """
 
 from __future__ import annotations
@@ -13,27 +13,25 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import wmgym
+from contract_helpers import play as _play, real_id_params
 
-REAL_IDS = [i for i in wmgym.registered_ids() if not i.startswith("WM-")]
-INFO_KEYS = {"task", "game_id", "won", "admissible_commands", "init_context"}
+from wmgym.envs import env_class
+
+REAL_IDS = real_id_params()
+INFO_KEYS = {"task", "game_id", "won", "admissible_commands", "init_context", "context_version"}
 
 
-@pytest.fixture(params=REAL_IDS)
+@pytest.fixture(scope="module", params=REAL_IDS)
 def env_id(request) -> str:
     return request.param
 
 
-def _play(env: gym.Env, seed: int, n: int) -> list[str]:
-    obs, info = env.reset(seed=seed)
-    seen = [obs, info["init_context"]]
-    for _ in range(n):
-        commands = info["admissible_commands"] or ["look"]
-        obs, _, terminated, truncated, info = env.step(commands[len(seen) % len(commands)])
-        seen.append(obs)
-        if terminated or truncated:
-            break
-    return seen
+@pytest.fixture(scope="module")
+def made(env_id):
+    """One env of ``env_id`` (registered wrappers included) shared by the tests that reset it first."""
+    env = gym.make(env_id)
+    yield env
+    env.close()
 
 
 def test_check_env(env_id):
@@ -50,19 +48,29 @@ def test_info_keys_and_spaces(env_id):
     assert info["admissible_commands"] == sorted(info["admissible_commands"])
     assert info["init_context"].strip()
     assert info["won"] is False
+    assert info["context_version"] == env_class(env_id).context_version
     action = info["admissible_commands"][0] if info["admissible_commands"] else "look"
     obs, reward, terminated, truncated, info = env.step(action)
     assert INFO_KEYS | {"action_valid"} <= set(info)
+    assert info["context_version"] == env_class(env_id).context_version
     assert isinstance(reward, float) and isinstance(terminated, bool) and truncated is False
     assert env.observation_space.contains(obs)
     env.close()
 
 
-def test_seeded_determinism(env_id):
-    a, b = gym.make(env_id), gym.make(env_id)
-    assert _play(a, seed=7, n=5) == _play(b, seed=7, n=5)
-    a.close()
-    b.close()
+def test_seeded_determinism(env_id, made):
+    other = gym.make(env_id)
+    assert _play(made, seed=7, n=5) == _play(other, seed=7, n=5)
+    other.close()
+
+
+def test_same_seed_same_game_different_seeds_different_games(made):
+    games = {}
+    for seed in (0, 1, 2):
+        obs, info = made.reset(seed=seed)
+        games[seed] = (info["game_id"], obs)
+    assert made.reset(seed=2)[1]["game_id"] == games[2][0] and made.reset(seed=2)[0] == games[2][1]
+    assert len({game_id for game_id, _ in games.values()}) >= 2, games  # the seed draws the game
 
 
 def test_game_and_split_options(env_id):
@@ -111,13 +119,17 @@ def test_non_str_action_raises_type_error(env_id, bad):
     env.close()
 
 
-def test_time_limit_truncates(env_id):
-    env = gym.make(env_id, max_episode_steps=2)
-    env.reset(seed=0)
-    env.step("look")
-    _, _, terminated, truncated, _ = env.step("look")
-    assert truncated or terminated
-    env.close()
+def test_truncation_only_from_the_registered_time_limit(env_id, made):
+    """The env itself never truncates; the registered TimeLimit truncates at exactly max_episode_steps."""
+    limit = gym.spec(env_id).max_episode_steps
+    assert made.spec.max_episode_steps == limit
+    made.reset(seed=0)
+    for t in range(1, limit + 1):
+        _, _, terminated, truncated, _ = made.step("look")  # never wins or loses in any registered env
+        assert not terminated and truncated is (t == limit), t
+    bare = made.unwrapped  # without the wrapper the same episode runs on: an env never says truncated
+    for _ in range(3):
+        assert bare.step("look")[3] is False
 
 
 def test_render_modes(env_id):
@@ -140,11 +152,13 @@ def test_vector_env(env_id):
     envs.close()
 
 
-def test_env_pickles_before_reset(env_id):
+def test_pickled_env_plays_the_same_game(env_id, made):
     env = gym.make(env_id)
-    clone = pickle.loads(pickle.dumps(env.unwrapped))
-    assert type(clone) is type(env.unwrapped)
+    clone = pickle.loads(pickle.dumps(env))
     env.close()
+    assert type(clone.unwrapped) is type(made.unwrapped) and clone.spec.max_episode_steps == made.spec.max_episode_steps
+    assert _play(clone, seed=4, n=4) == _play(made, seed=4, n=4)  # same observations for the same actions
+    clone.close()
 
 
 def test_unknown_id_suggests_valid_ones():

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from contract_helpers import play, twin_id_params
+from wm_fakes import EchoRule, FakeWorldModel
+
 import wmgym
+from wmgym.envs import env_class
 from wmgym.envs.twin import TwinEnv
 from wmgym.worldmodels import load_world_model
 from wmgym.worldmodels.loading import train_default_command
@@ -16,6 +21,72 @@ from wmgym.worldmodels.loading import train_default_command
 REAL_IDS = [i for i in wmgym.registered_ids() if not i.startswith("WM-")]
 TWIN_INFO_KEYS = {"task", "game_id", "won", "admissible_commands", "init_context", "action_valid", "wm_confidence",
                   "wm_parse_error"}
+
+
+# ------------------------------------------------ the twin contract, for every WM-* id, on a fake world model
+@pytest.fixture(scope="module", params=twin_id_params())
+def twin_id(request) -> str:
+    return request.param
+
+
+def _twin(twin_id: str, **kwargs) -> gym.Env:
+    """``twin_id`` on the echo fake ("You <action>."): never wins, so episodes run to the TimeLimit."""
+    return gym.make(twin_id, model=FakeWorldModel(EchoRule()), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def pair(twin_id):
+    """A twin of ``twin_id`` on the fake and its real env, shared by the module's tests."""
+    twin, real = _twin(twin_id), gym.make(gym.spec(twin_id).kwargs["real_id"])
+    yield twin, real
+    twin.close()
+    real.close()
+
+
+def test_twin_check_env(pair):
+    check_env(pair[0].unwrapped, skip_render_check=True)
+
+
+def test_twin_reset_is_the_real_game(pair):
+    twin, real = pair
+    version = env_class(real.spec.id).context_version
+    for seed in (3, 4):
+        t_obs, t_info = twin.reset(seed=seed)
+        r_obs, r_info = real.reset(seed=seed)
+        assert t_obs == r_obs
+        for key in ("task", "game_id", "split", "init_context", "admissible_commands", "context_version"):
+            assert t_info[key] == r_info[key], key
+    assert t_info["context_version"] == version and twin.unwrapped.context_version == version
+    obs, reward, terminated, truncated, info = twin.step("look")
+    assert obs == "You look." and reward == 0.0 and not terminated and truncated is False  # from the model
+    assert TWIN_INFO_KEYS | {"context_version"} <= set(info) and info["context_version"] == version
+
+
+def test_twin_seeds_choose_the_game(pair):
+    twin = pair[0]
+    games = {seed: twin.reset(seed=seed)[1]["game_id"] for seed in (0, 1, 2)}
+    assert twin.reset(seed=1)[1]["game_id"] == games[1]
+    assert len(set(games.values())) >= 2, games
+    assert play(twin, seed=5, n=3) == play(twin, seed=5, n=3)
+
+
+def test_pickled_twin_plays_the_same_game(twin_id, pair):
+    fresh = _twin(twin_id)
+    clone = pickle.loads(pickle.dumps(fresh))
+    fresh.close()
+    assert type(clone.unwrapped) is TwinEnv and clone.spec.max_episode_steps == pair[0].spec.max_episode_steps
+    assert play(clone, seed=6, n=3) == play(pair[0], seed=6, n=3)
+    clone.close()
+
+
+def test_twin_truncation_only_from_the_registered_time_limit(twin_id, pair):
+    twin, limit = pair[0], gym.spec(twin_id).max_episode_steps
+    assert limit == gym.spec(gym.spec(twin_id).kwargs["real_id"]).max_episode_steps
+    twin.reset(seed=0)
+    for t in range(1, limit + 1):
+        _, _, terminated, truncated, _ = twin.step("look")
+        assert not terminated and truncated is (t == limit), t
+    assert twin.unwrapped.step("look")[3] is False  # the twin itself never says truncated
 
 
 def test_every_real_id_has_a_twin():
