@@ -4,7 +4,8 @@ It reads the instruction off the search page (the product words, the ``with
 <option>: <value>, and ...`` clause and the price bound), searches the product
 words, and on the results page opens the product whose title shares most of
 those words and whose price is within the bound (unvisited ones first). On the
-item page it clicks each wanted option value the page lists, then buys. Sub
+item page it clicks each wanted option value the page lists, then buys; a product that lacks one of
+them sends it back to the next best (up to three products). Sub
 pages send it back; an empty result list sends it back to search. Everything
 comes from the page text (the ``format="word2world"`` action block is ignored),
 so it plays a twin's pages too. It does not read descriptions, so a
@@ -22,6 +23,8 @@ SEP = " [SEP] "
 _STOP = frozenset("i a an the and or of for with in on to that is it me my am im i'm i'd like need want looking "
                   "find get buy searching".split())
 _PRICE = re.compile(r"\$(\d+(?:\.\d+)?)")
+#: Products opened before the agent buys the one it is on even without every wanted option value.
+_MAX_VISITS = 3
 
 
 def parse_instruction(instruction: str) -> dict[str, Any]:
@@ -117,6 +120,9 @@ class WebShopAgent(ScriptedAgent):
     def _options(self, parts: list[str]) -> str:
         end = next(i for i, p in enumerate(parts) if p.startswith("Price: "))
         listed = {p.lower() for p in parts[parts.index("< Prev") + 1: end]}
+        wanted = [v.lower() for v in self.goal["options"].values()]
+        if any(v not in listed for v in wanted) and len(self.visited) < _MAX_VISITS:
+            return "click[< prev]"  # this product lacks a wanted option value: try the next one
         for value in self.goal["options"].values():
             value = value.lower()
             if value in listed and value not in self.clicked:
