@@ -45,7 +45,7 @@ def register_envs() -> None:
               "1,819 test")
     _register("WebShop-v0", "wmgym.envs.webshop.env:WebShopEnv", 15,
               "WebShop's text shopping site (BM25 search, purchase reward) over a generated 1,200-product catalog "
-              "or the official files; ~4,000 train / 200 test goals")
+              "or the official files; ~3,500 train / 200 test goals")
 
     # Twins: WM-<id> beside every real id registered above. Keep this loop LAST in this function.
     for real in [i for i in ENV_DESCRIPTIONS if not i.startswith(TWIN_PREFIX)]:
