@@ -55,7 +55,7 @@ import numpy as np
 
 from wmgym.envs.base import EngineReset, EngineStep, TextEnv
 from wmgym.envs.webshop import catalog, goals
-from wmgym.envs.webshop.search import SearchEngine
+from wmgym.envs.webshop.search import PRODUCT_WINDOW, SearchEngine
 from wmgym.envs.webshop.site import BUY_NOW, NEXT_PAGE, PREV_PAGE, BACK_TO_SEARCH, Site, fuzzy_match
 
 FORMATS = ("wmgym", "word2world")
@@ -203,11 +203,13 @@ class WebShopEnv(TextEnv):
         site, goal = self.site, self.site.goal
         target = goal.get("asin")
         if site.page == "search":
-            query = search_terms(site.instruction) if not site.searches else self.shop.products[target]["Title"]
-            return f"search[{query}]"
+            if not site.searches:
+                return f"search[{search_terms(site.instruction)}]"
+            # The goal's words missed the target: its title (ASCII only, as the search box takes).
+            return f"search[{self.shop.products[target]['Title'].encode('ascii', 'ignore').decode()}]"
         if site.page == "results":
             if target in site.results:
-                shown = site.results.index(target) // 10 + 1
+                shown = site.results.index(target) // PRODUCT_WINDOW + 1
                 if shown == site.page_no:
                     return f"click[{target.lower()}]"
                 return f"click[{(NEXT_PAGE if shown > site.page_no else PREV_PAGE).lower()}]"
@@ -223,8 +225,8 @@ class WebShopEnv(TextEnv):
             for value in wanted:
                 if any(fuzzy_match(chosen, value) for chosen in site.options.values()):
                     continue
-                best = value.lower() if value.lower() in values else next((v for v in values if fuzzy_match(v, value)),
-                                                                          None)
+                close = [v for v in values if fuzzy_match(v, value)]
+                best = value.lower() if value.lower() in values else (close[0] if close else None)
                 if best is not None and site.options.get(self._group_of(best)) != best:
                     return f"click[{best}]"
             return f"click[{BUY_NOW.lower()}]"

@@ -116,4 +116,5 @@ def official_splits(products: list[dict[str, Any]], prices: dict[str, float], hu
                          "instruction_attributes (items_ins_v2) or human instructions (items_human_ins)")
     goals = [goals[int(i)] for i in rng.permutation(len(goals))]
     n_test = max(1, min(TEST_GOALS, len(goals) // 2))
+    # A file with a single goal serves it in both splits (an empty split could not be reset).
     return {"train": goals[n_test:] or goals[:n_test], "test": goals[:n_test]}

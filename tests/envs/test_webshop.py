@@ -195,6 +195,18 @@ def test_reward_on_hand_made_cases():
 def test_expert_succeeds_on_test_goals(env):
     wins = sum(_play_expert(env, game)[2]["won"] for game in range(0, 200, 4))
     assert wins / 50 >= 0.95
+    # A search that missed the target: the expert goes back and searches the target's title.
+    env.reset(options={"game": 9})
+    _, _, _, _, info = env.step("search[zzzz]")
+    assert "(Total results: 0)" in env.unwrapped.site.text() and info["action_valid"]
+    actions = []
+    for _ in range(10):
+        actions.append(env.unwrapped.expert_action())
+        _, reward, terminated, _, info = env.step(actions[-1])
+        if terminated:
+            break
+    assert info["won"] and actions[:2] == ["click[back to search]",
+                                           f"search[{env.unwrapped.site.product['Title']}]"]
 
 
 def test_collection_policies_and_scripted_agent_play(env):
