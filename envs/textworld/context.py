@@ -210,14 +210,23 @@ def open_text(thing: str, st: _State) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def sections(game_dir: Path) -> tuple[tuple[str, str], ...]:
-    """The context sections of the game in ``game_dir``: every room as ``look`` shows it at the start
-    (sorted by name), every described thing as ``examine`` shows it (sorted by name), and the scoring.
-    Cached per game, so replaying a game does not parse its files again."""
+def sections(game_dir: Path, stem: str = "game") -> tuple[tuple[str, str], ...]:
+    """The context sections of the game ``<stem>.json`` in ``game_dir``: every room as ``look`` shows it at
+    the start (sorted by name), every described thing as ``examine`` shows it (sorted by name), and the
+    scoring. The Inform source ``<stem>.ni`` is read where it is there, else rebuilt from the ``.json``
+    (TextWorld's generator writes the same source). Cached per game, so replaying a game does not parse
+    its files again."""
     import textworld
 
-    game = textworld.Game.load(str(game_dir / "game.json"))
-    st = _state(game, (game_dir / "game.ni").read_text())
+    game = textworld.Game.load(str(game_dir / f"{stem}.json"))
+    source_file = game_dir / f"{stem}.ni"
+    if source_file.is_file():
+        source = source_file.read_text()
+    else:  # a user's game shipped without its source (tw-make writes it; some game sets leave it out)
+        from textworld.generator.inform7 import Inform7Game
+
+        source = Inform7Game(game).gen_source()
+    st = _state(game, source)
     rooms = sorted((k for k, v in game.infos.items() if v.type == "r"), key=lambda k: game.infos[k].name)
     things = sorted((k for k, v in game.infos.items() if v.type != "r" and v.name and v.desc),
                     key=lambda k: game.infos[k].name)

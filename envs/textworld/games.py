@@ -10,12 +10,19 @@ The mix covers TextWorld's own generator (1-6 rooms, 2-14 objects, quests of
 ingredients, cutting, cooking, closed containers, several rooms), so the
 dynamics the twin learns are varied: navigation, containers, keys, food
 preparation, and losing by eating the wrong thing.
+
+The user's own games (``gym.make("TextWorld-v0", game_files=[...])``) form
+one split, ``user``, in the order given; :func:`user_games` checks them and
+:func:`playable_user_game` gives the file to play.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +125,70 @@ def ensure_games(split: str, indices: list[int], workers: int = 1, progress: boo
     """Generate missing games (in ``workers`` processes), with a progress bar."""
     missing = [i for i in indices if not (game_dir(split, i) / "game.z8").exists()]
     generate_missing(ensure_game, split, missing, label="TextWorld", workers=workers, progress=progress)
+
+
+# ------------------------------------------------------------------ user games
+#: The one split of an env made with ``game_files=``: the user's games, in the order given.
+USER_SPLIT = "user"
+#: Game files TextWorld-v0 plays: Z-machine (``tw-make``'s output) and Glulx (older TextWorld releases).
+USER_SUFFIXES = (".z8", ".ulx")
+
+
+def user_games(game_files: Sequence[str | os.PathLike]) -> tuple[Path, ...]:
+    """Check the user's game files and return them as paths, in the order given.
+
+    Each game needs the ``.json`` that TextWorld writes beside it (``tw-make`` and
+    ``textworld.generator.compile_game`` do): it holds the task, the initial facts,
+    the quests the expert plans from, and the room and thing texts of the context.
+    The Inform source (``.ni``) is rebuilt from the ``.json`` where it is missing.
+
+    Raises:
+        ValueError: no games, or a file that is not a ``.z8`` / ``.ulx`` game.
+        FileNotFoundError: a game file, or the ``.json`` beside it, is missing.
+    """
+    if isinstance(game_files, (str, os.PathLike)):
+        game_files = [game_files]  # one path given bare: the user meant a list of one
+    paths = tuple(Path(p).expanduser().resolve() for p in game_files)
+    if not paths:
+        raise ValueError("game_files=[] holds no games; give paths of .z8 or .ulx games made by tw-make")
+    for path in paths:
+        if path.suffix not in USER_SUFFIXES:
+            raise ValueError(f"game file {str(path)!r} is not a TextWorld game; valid suffixes: {list(USER_SUFFIXES)}")
+        if not path.is_file():
+            raise FileNotFoundError(f"game file {str(path)!r} does not exist")
+        if not path.with_suffix(".json").is_file():
+            raise FileNotFoundError(
+                f"{path.with_suffix('.json')} is missing: TextWorld-v0 reads a game's task, initial state, quests "
+                f"(the expert) and context from the .json TextWorld writes beside {path.name}; play games made by "
+                "tw-make or textworld.generator.compile_game")
+    return paths
+
+
+def playable_user_game(path: Path) -> Path:
+    """The Z-machine file to play for the user's game ``path``.
+
+    A ``.z8`` is played as it is. TextWorld no longer plays Glulx, so a ``.ulx``
+    game is compiled again from its ``.json`` (the same game: text and rules
+    come from the ``.json``) into ``WMGYM_HOME/textworld/user/<hash of the
+    .json>/``, once.
+    """
+    if path.suffix == ".z8":
+        return path
+    source = path.with_suffix(".json")
+    final = wmgym_home() / "textworld" / "user" / hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    z8 = final / "game.z8"
+    if z8.exists():
+        return z8
+    with locked(final):
+        if z8.exists():
+            return z8
+        import textworld
+        from textworld.generator import compile_game
+
+        options = textworld.GameOptions()
+        with atomic_dir(final) as tmp:
+            options.path = str(tmp / "game.z8")
+            options.force_recompile = True
+            compile_game(textworld.Game.load(str(source)), options)
+    logger.info("compiled %s from %s to %s (TextWorld plays no Glulx)", path.name, source.name, z8)
+    return z8

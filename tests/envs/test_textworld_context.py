@@ -9,8 +9,8 @@ import warnings
 import gymnasium as gym
 import pytest
 
-from wmgym.envs import textworld_context as tc
-from wmgym.envs import textworld_games
+from wmgym.envs.textworld import context as tc
+from wmgym.envs.textworld import games as textworld_games
 from wmgym.envs.textworld.env import TextWorldEnv, clean_feedback
 
 #: Train-split games: three custom (rooms, doors, containers) and three cooking games (food states, cookbook).
