@@ -19,14 +19,26 @@ Termination:
 Registered ids:
     ``TextWorld-v0`` (real), ``WM-TextWorld-v0`` (its twin).
 
+User games:
+    ``gym.make("TextWorld-v0", game_files=[...])`` plays the user's own
+    TextWorld games (``.z8`` made by ``tw-make``, or ``.ulx`` from older
+    releases, each with the ``.json`` TextWorld writes beside it) instead of the
+    generated splits. They form one split, ``user``, in the order given
+    (``options={"game": k}`` picks the k-th; ``game_id`` is ``user/<k>`` and
+    the reset's ``info["game_file"]`` names the file). The ``init_context`` is built as for
+    the generated games and the expert plans from the game's quests. The twin
+    takes the same argument (``gym.make("WM-TextWorld-v0", game_files=[...])``).
+
 Inform's meta-commands (``quit``, ``restart``, ``undo``, ``save``, ...) act
 outside the story, so they are refused as malformed ("Nothing happens.").
 """
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from wmgym.envs.base import EngineReset, EngineStep, TextEnv, format_init_context
@@ -134,19 +146,31 @@ class TextWorldEnv(TextEnv):
         "max_steps": 20,
     }
 
-    def __init__(self, split: str | None = None, render_mode: str | None = None):
+    def __init__(self, split: str | None = None, render_mode: str | None = None,
+                 game_files: Sequence[str | os.PathLike] | None = None):
+        #: The user's game files (``None``: the generated splits); they are the one split ``user``.
+        self.game_files = None if game_files is None else textworld_games.user_games(game_files)
+        if self.game_files is not None:
+            self.splits = (textworld_games.USER_SPLIT,)
         super().__init__(split=split, render_mode=render_mode)
         self._tw_env = None
         self._state = None
         self._score = 0
 
     def _num_games(self, split: str) -> int:
+        if self.game_files is not None:
+            return len(self.game_files)
         return textworld_games.SPLIT_SIZES[split]
 
     def _engine_reset(self, split: str, index: int) -> EngineReset:
         import textworld
 
-        path = textworld_games.ensure_game(split, index)
+        extra: dict[str, Any] = {}
+        if self.game_files is not None:
+            path = textworld_games.playable_user_game(self.game_files[index])
+            extra["game_file"] = str(self.game_files[index])
+        else:
+            path = textworld_games.ensure_game(split, index)
         if self._tw_env is not None:
             self._tw_env.close()
         infos = textworld.EnvInfos(admissible_commands=True, policy_commands=True, won=True, lost=True,
@@ -160,10 +184,10 @@ class TextWorldEnv(TextEnv):
         observation = clean_feedback(state.feedback)
         task = (state.objective or "").strip()
         context = format_init_context(task, describe_facts(state.facts), observation,
-                                      sections=textworld_context.sections(path.parent))
+                                      sections=textworld_context.sections(path.parent, path.stem))
         return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}",
                            init_context=context, admissible_commands=list(state.admissible_commands or []),
-                           extra={"max_score": state.max_score})
+                           extra={**extra, "max_score": state.max_score})
 
     def _engine_step(self, action: str) -> EngineStep:
         state, score, _done = self._tw_env.step(action)
