@@ -4,7 +4,8 @@ A run writes into ``--out`` (default ``results/<bench>/<run name or
 timestamp>``):
 
 - ``result.json``: machine-readable: benchmark name, metadata (command line,
-  seeds, package versions, machine), config, results;
+  seeds, package versions, machine, the ``context_version`` of each env the
+  run used), config, results;
 - ``report.md``: the same for a person: tables and the plots;
 - ``*.png``: plots (matplotlib with the Agg backend, imported where used).
 
@@ -77,6 +78,36 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def context_versions(*sources: Any) -> dict[str, int]:
+    """``{real id: context_version}`` of every registered env id named in ``sources`` (ids, lists, configs).
+
+    A twin id counts as its real env, whose ``init_context`` it reads. The
+    version says which context wording the run's twins and data follow (see
+    docs/versioning.md), so results of runs on different wordings are told apart.
+    """
+    import gymnasium as gym
+
+    from wmgym.envs import env_class, registered_ids
+
+    known = set(registered_ids())
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            if value in known:
+                found.add(str(gym.spec(value).kwargs.get("real_id", value)))
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for source in sources:
+        walk(_jsonable(source))
+    return {env_id: int(env_class(env_id).context_version) for env_id in sorted(found)}
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "to_dict") and not isinstance(value, type):
         return _jsonable(value.to_dict())
@@ -134,12 +165,15 @@ class BenchmarkRun:
         out: results folder (default ``results/<bench>/<run_name or timestamp>``).
         run_name: name of the default folder.
         argv: command line to record (default ``sys.argv``).
+        envs: env ids the run plays beyond those its ``config`` names (the metadata's ``context_versions``
+            covers both).
     """
 
     def __init__(self, bench: str, config: Any = None, seeds: Sequence[int] | dict | None = None,
                  out: str | os.PathLike | None = None, run_name: str | None = None,
-                 argv: Sequence[str] | None = None):
+                 argv: Sequence[str] | None = None, envs: Sequence[str] = ()):
         self.bench = bench
+        self.envs = list(envs)
         self.path = make_run_dir(bench, out, run_name)
         self.config = config
         self.seeds = seeds
@@ -154,6 +188,7 @@ class BenchmarkRun:
             "git_commit": git_commit(),
             "versions": package_versions(),
             "machine": machine_info(),
+            "context_versions": context_versions(config, self.envs),
         }
 
     def file(self, name: str) -> Path:
@@ -180,6 +215,7 @@ class BenchmarkRun:
         """Write ``result.json`` and ``report.md`` (``# title``, ``markdown``, then the run's metadata)."""
         self.metadata["machine"] = machine_info()  # torch may have been imported since __init__
         self.metadata["duration_s"] = round(time.time() - self.started, 2)
+        self.metadata["context_versions"] = context_versions(self.config, self.envs)  # envs may have been added
         self.write_json("result.json", {"benchmark": self.bench, "metadata": self.metadata,
                                         "config": self.config, "results": results, "figures": self.figures})
         heading = title or f"{self.bench} benchmark"
@@ -192,6 +228,7 @@ def metadata_markdown(meta: dict[str, Any]) -> str:
     m = meta.get("machine", {})
     versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items() if v)
     gpu = ", ".join(m.get("gpu") or []) or "none"
+    contexts = ", ".join(f"{k} {v}" for k, v in (meta.get("context_versions") or {}).items())
     return "\n".join([
         "## Run",
         "",
@@ -200,6 +237,7 @@ def metadata_markdown(meta: dict[str, Any]) -> str:
         f"- started: {meta.get('started')}, duration: {meta.get('duration_s')} s, commit: {meta.get('git_commit')}",
         f"- machine: {m.get('platform')}, {m.get('cpu_count')} CPUs, torch threads {m.get('torch_threads')}, GPU: {gpu}",
         f"- versions: {versions}",
+        f"- context versions: {contexts or 'none'}",
     ])
 
 
