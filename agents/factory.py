@@ -24,10 +24,12 @@ point such as ``"wmgym.agents.scripted.textworld:TextWorldAgent"``, imported onl
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Any
 
+import gymnasium as gym
+
 from wmgym.agents.base import Agent, Noisy, RandomAgent
+from wmgym.envs import env_class, load_entry_point, real_id, registered_ids
 
 #: Every spec form :func:`make_agent` accepts.
 AGENT_SPECS = ("expert", "noisy-expert:EPS", "explore", "random", "scripted", "scripted:EPS", "react",
@@ -36,22 +38,13 @@ AGENT_SPECS = ("expert", "noisy-expert:EPS", "explore", "random", "scripted", "s
 OBSERVATION_SPECS = ("random", "scripted", "scripted:EPS", "react")
 
 
-def real_id(env_id: str) -> str:
-    """The real env behind ``env_id`` (itself for a real id, ``X`` for ``WM-X``); unknown ids raise."""
-    import gymnasium as gym  # the ids are registered: importing wmgym.agents imported wmgym first
-
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as e:
-        raise ValueError(f"{env_id!r} is not a registered env id ({e})") from None
-    return spec.kwargs.get("real_id", env_id)
-
-
 def scripted_entry_point(env_id: str) -> str | None:
     """The ``module:Class`` of ``env_id``'s scripted agent (its real env's ``scripted_agent``), or ``None``."""
-    from wmgym.envs import env_class
-
-    return getattr(env_class(real_id(env_id)), "scripted_agent", None)
+    try:
+        cls = env_class(env_id)  # a twin id gives its real env's class
+    except gym.error.Error as e:
+        raise ValueError(f"{env_id!r} is not a registered env id ({e})") from None
+    return getattr(cls, "scripted_agent", None)
 
 
 def scripted_agent(env_id: str) -> Agent:
@@ -61,13 +54,10 @@ def scripted_agent(env_id: str) -> Agent:
     except ValueError as e:
         raise ValueError(f"no scripted agent for {env_id!r}: {e}") from None
     if entry is None:
-        from wmgym.envs import registered_ids
-
-        have = [i for i in registered_ids() if not i.startswith("WM-") and scripted_entry_point(i)]
+        have = [i for i in registered_ids() if real_id(i) == i and scripted_entry_point(i)]
         raise ValueError(f"no scripted agent for {env_id!r}; envs with one: {have} "
                          f"(use --agents random or react for other envs)")
-    module, _, name = entry.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    return load_entry_point(entry)()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 ``wmgym collect --env TextWorld-v0 --policy expert --episodes 100 --out tw.jsonl --workers 2``
 
-The policy is any agent spec (:mod:`wmgym.agents.factory`), made with privileged access: the expert and
+The policy is an agent spec (:mod:`wmgym.agents.factory`), made with privileged access: the expert and
 its kin read the engine. Episode ``k`` of a run plays game ``k mod n`` of the split (so a run covers
 distinct games first) with seed ``seed + k``. Episodes are written one JSON
 line each, atomically, in whatever order workers finish them; rerunning with
@@ -29,8 +29,9 @@ class CollectConfig:
     env: str = "TextWorld-v0"
     """Registered id of a real env."""
     policy: str = "expert"
-    """An agent spec: expert | random | noisy-expert:EPS | explore | scripted[:EPS] | react, optionally
-    +score:P (see :mod:`wmgym.agents.factory`); its name is recorded as each episode's ``policy``."""
+    """An agent spec: expert | random | noisy-expert:EPS | explore | scripted[:EPS], optionally +score:P (see
+    :mod:`wmgym.agents.factory`; react needs model settings collection does not take); its name is recorded
+    as each episode's ``policy``."""
     episodes: int = 10
     """How many episodes the file should hold for this (env, policy, split)."""
     out: str = "trajectories.jsonl"

@@ -7,13 +7,14 @@ import pytest
 
 from wmgym.agents import AGENT_SPECS, make_agent
 from wmgym.agents.factory import scripted_entry_point
-from wmgym.envs import env_class, registered_ids
+from wmgym.envs import env_class, real_id, registered_ids
 
-REAL_IDS = [i for i in registered_ids() if "real_id" not in gym.spec(i).kwargs]
+REAL_IDS = [i for i in registered_ids() if real_id(i) == i]
 
 
 def test_real_ids_are_found():
     assert {"TextWorld-v0", "ALFWorld-v0", "SciWorld-v0"} <= set(REAL_IDS)
+    assert all(gym.spec(i).entry_point != gym.spec(f"WM-{i}").entry_point for i in REAL_IDS)
 
 
 @pytest.mark.parametrize("real_id", REAL_IDS)

@@ -66,3 +66,38 @@ def test_expert_needs_the_env():
     agent.reset("You are in a kitchen.", {"admissible_commands": ["look"]}, 0)
     with pytest.raises(ValueError, match="reads the engine: give it the env"):
         agent.act("You are in a kitchen.", {"admissible_commands": ["look"]})
+
+
+class _Engine:
+    """An engine whose expert always has the same move."""
+
+    def expert_action(self) -> str:
+        return "expert move"
+
+
+class _Env:
+    unwrapped = _Engine()
+
+
+def test_noise_keeps_the_random_streams_collected_data_was_made_with():
+    """noisy-expert flips its coin on the episode seed and picks on seed + 1; scripted:EPS-style noise over an
+    observation-only agent uses one stream [seed, 1] for both, apart from the agent's own. Collected episodes
+    and cached data depend on these draws staying as they were."""
+    import numpy as np
+
+    from wmgym.agents import Noisy, RandomAgent, candidate_commands
+
+    info = {"admissible_commands": ["a", "b", "c"]}
+    agent = make_agent("noisy-expert:0.5", "TextWorld-v0", privileged=True)
+    agent.reset("obs", info, 7, env=_Env())
+    coin, pick = np.random.default_rng(7), np.random.default_rng(8)
+    want = ["abc"[int(pick.integers(3))] if coin.random() < 0.5 else "expert move" for _ in range(40)]
+    assert [agent.act("obs", info) for _ in range(40)] == want and len(set(want)) == 4
+
+    noisy = Noisy(RandomAgent(), 0.5)
+    noisy.reset("A door leads north.", info, 7)
+    choices = candidate_commands("A door leads north.", ["a", "b", "c"])
+    shared, own = np.random.default_rng([7, 1]), np.random.default_rng(7)
+    want = [choices[int((shared if shared.random() < 0.5 else own).integers(len(choices)))] for _ in range(40)]
+    assert [noisy.act("A door leads north.", {}) for _ in range(40)] == want
+    assert noisy.name == "random:0.5"
