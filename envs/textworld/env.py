@@ -25,9 +25,10 @@ User games:
     releases, each with the ``.json`` TextWorld writes beside it) instead of the
     generated splits. They form one split, ``user``, in the order given
     (``options={"game": k}`` picks the k-th; ``game_id`` is ``user/<k>`` and
-    the reset's ``info["game_file"]`` names the file). The ``init_context`` is built as for
-    the generated games and the expert plans from the game's quests. The twin
-    takes the same argument (``gym.make("WM-TextWorld-v0", game_files=[...])``).
+    the reset's ``info["game_file"]`` names the file). The ``init_context`` is
+    built as for the generated games and the expert plans from the game's
+    quests. The twin takes the same argument
+    (``gym.make("WM-TextWorld-v0", game_files=[...])``).
 
 Inform's meta-commands (``quit``, ``restart``, ``undo``, ``save``, ...) act
 outside the story, so they are refused as malformed ("Nothing happens.").

@@ -1,4 +1,5 @@
-"""WM-<Env>-v0: the twin contract, with a tiny random model and with one trained on real episodes."""
+"""WM-<Env>-v0: the twin contract for every registered twin id on a fake world model, then the twin with a tiny
+random model and with one trained on real episodes."""
 
 from __future__ import annotations
 
