@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     import wmgym  # noqa: F401
     from wmgym.benchmarks.common import BenchmarkRun
 
-    run = BenchmarkRun("alfworld", config=vars(args), seeds=[args.seed], out=args.out, argv=argv)
+    run = BenchmarkRun("alfworld", config=vars(args), seeds=[args.seed], out=args.out, argv=argv,
+                       envs=["ALFWorld-v0"])
     rooms = find_room_games(args.split)
     speed = {room: measure_room(args.split, game, args.steps, args.seed, args.baseline_steps)
              for room, game in rooms.items()}

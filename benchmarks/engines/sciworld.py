@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tasks = task_names() if args.tasks == "all" else [resolve_task(t) for t in args.tasks.split(",") if t.strip()]
     bench = BenchmarkRun("sciworld", config=vars(args), seeds={"reset": 0}, out=args.out, run_name=args.run_name,
+                         envs=["SciWorld-v0"],
                          argv=None if argv is None else ["python", "-m", "wmgym.benchmarks.engines.sciworld", *argv])
     results = run(tasks, args.steps, args.split)
     totals = results["totals"]

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("steps", "resets", "goals"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    bench = BenchmarkRun("webshop", config=vars(args), seeds={"base": args.seed}, out=args.out,
+    bench = BenchmarkRun("webshop", config=vars(args), seeds={"base": args.seed}, out=args.out, envs=["WebShop-v0"],
                          run_name=args.run_name,
                          argv=None if argv is None else ["python", "-m", "wmgym.benchmarks.engines.webshop", *argv])
     results = run(args.steps, args.resets, args.goals, args.seed)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from wmgym.benchmarks.engines import sciworld
+from wmgym.envs.sciworld import env as sciworld_env
 
 
 @pytest.mark.java
@@ -20,6 +21,7 @@ def test_sciworld_benchmark_writes_its_report(tmp_path):
     assert all(t["steps"] == 3 and t["steps_per_s"] > 0 for t in totals.values())
     assert totals["package"]["speedup_vs_package"] == pytest.approx(1.0)
     assert data["results"]["games"][0]["game"] == "test/lifespan-longest-lived/93"
+    assert data["metadata"]["context_versions"] == {"SciWorld-v0": sciworld_env.SciWorldEnv.context_version}
     assert "vs package" in (tmp_path / "report.md").read_text() and (tmp_path / "steps_per_s.png").exists()
 
 
