@@ -26,12 +26,13 @@ TWIN_PREFIX = "WM-"
 ENV_DESCRIPTIONS: dict[str, str] = {}
 
 
-def _register(env_id: str, entry_point: str, max_episode_steps: int, description: str, **kwargs) -> None:
+def _register(env_id: str, entry_point: str, max_episode_steps: int, description: str,
+              vector_entry_point: str | None = None, **kwargs) -> None:
     ENV_DESCRIPTIONS[env_id] = description
     if env_id in gym.registry:
         return
     gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps,
-                 disable_env_checker=True, kwargs=kwargs)
+                 disable_env_checker=True, vector_entry_point=vector_entry_point, kwargs=kwargs)
 
 
 def register_envs() -> None:
@@ -51,7 +52,7 @@ def register_envs() -> None:
     for real in [i for i in ENV_DESCRIPTIONS if not i.startswith(TWIN_PREFIX)]:
         _register(twin_id(real), "wmgym.envs.twin:TwinEnv", gym.spec(real).max_episode_steps,
                   f"world-model twin of {real} (model= dir/hub id; default WMGYM_HOME/models/{real})",
-                  real_id=real)
+                  vector_entry_point="wmgym.envs.twin_vector:TwinVectorEnv", real_id=real)
 
 
 def twin_id(env_id: str) -> str:

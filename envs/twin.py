@@ -57,7 +57,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from wmgym.envs.base import EngineStep, TextEnv
+from wmgym.envs.base import DEFAULT_FORMAT, EngineStep, TextEnv, check_format
 from wmgym.worldmodels.base import WorldModel
 
 #: Loaded models shared by twins in one process (a vector env of twins holds the weights once).
@@ -131,18 +131,27 @@ class TwinEnv(TextEnv):
         real_params = inspect.signature(real_cls.__init__).parameters
         for name in [k for k in model_kwargs if k in real_params and k not in ("self", "split", "render_mode")]:
             self._real_kwargs[name] = model_kwargs.pop(name)
+        # The real env renders the context the model is prompted with (format="word2world": Word2World's).
+        text_format = check_format(self._real_kwargs.get("format", DEFAULT_FORMAT))
+        if text_format != DEFAULT_FORMAT and model is None:
+            raise ValueError(f"format={text_format!r}: the embedded default twin of {real_id} was trained on "
+                             f"format {DEFAULT_FORMAT!r}; pass model= a model trained on {text_format!r} strings "
+                             "(e.g. a released Word2World checkpoint)")
         self.world_model = resolve_world_model(real_id, model, backend, share_model, model_kwargs)
         self._real: TextEnv | None = None
         if self._real_kwargs:  # they may change the real env's splits (user games are split "user")
             self._real = gym.make(real_id, split=split, **self._real_kwargs).unwrapped
             self.splits = self._real.splits
-        super().__init__(split=split, render_mode=render_mode)
+        super().__init__(split=split, render_mode=render_mode, format=text_format)
         self.handle: int | None = None
         #: ``(action, assistant text)`` turns of the current episode, as the model's chat holds them.
         self.history: list[tuple[str, str]] = []
         self.init_context: str | None = None
         #: The world model's last :class:`WMStep` (raw text, token counts in ``extra``), ``None`` before one.
         self.last_step = None
+        #: A :class:`WMStep` computed ahead for the next well-formed action by a batched caller (the vector
+        #: env's one ``step_batch`` for all rows); the next step uses it instead of asking the model.
+        self.next_model_step = None
         self._reset_admissible: list[str] = []
 
     # ------------------------------------------------------------- real env
@@ -189,7 +198,9 @@ class TwinEnv(TextEnv):
         return observation, reward, terminated, truncated, info
 
     def _engine_step(self, action: str) -> EngineStep:
-        result = self.world_model.step(self.handle, action)
+        result, self.next_model_step = self.next_model_step, None
+        if result is None:
+            result = self.world_model.step(self.handle, action)
         self.last_step = result
         self.history.append((action, result.text))
         extras = dict(self._real_cls.twin_extras(result.observation, result.success))
