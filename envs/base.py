@@ -22,6 +22,13 @@ read off the env instead of looking it up by name: ``heldout_split``,
 ``default_twin``, ``scripted_agent``, ``engine_benchmark`` and the
 ``prepare_games`` hook. ``tests/envs/test_declarations.py`` checks them for
 every registered id.
+
+Formats: ``format="wmgym"`` (the default) or ``format="word2world"`` at
+``gym.make``. The second renders observations and ``init_context`` as
+Word2World's released world models were trained on them (AgentGym's env
+servers and Word2World's initial contexts), so those checkpoints are prompted
+in distribution. The base class checks and stores it and records it in
+``info["format"]``; each env renders its own strings (``envs/<name>/word2world.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,17 @@ from typing import Any, ClassVar
 import gymnasium as gym
 
 from wmgym.envs.spaces import MAX_ACTION_LENGTH, action_space, observation_space
+
+#: Renderings an env offers (``format=`` at ``gym.make``): wmgym's own (the default) and Word2World's.
+FORMATS = ("wmgym", "word2world")
+DEFAULT_FORMAT = FORMATS[0]
+
+
+def check_format(format: str) -> str:
+    """``format`` if it is one of :data:`FORMATS`, else ``ValueError`` naming the choices."""
+    if format not in FORMATS:
+        raise ValueError(f"format={format!r} is not supported; choose one of {list(FORMATS)}")
+    return format
 
 
 @dataclasses.dataclass
@@ -89,6 +107,8 @@ class TextEnv(gym.Env[str, str]):
         split: default split for ``reset`` when ``options`` names none.
         render_mode: ``"ansi"`` (``render()`` returns the transcript so far) or
             ``"human"`` (each step is printed).
+        format: ``"wmgym"`` (default) or ``"word2world"`` (Word2World's observation and ``init_context``
+            strings; see the module docstring).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 4}
@@ -128,7 +148,8 @@ class TextEnv(gym.Env[str, str]):
         (the user's own game files need nothing)."""
         self._check_split(split)
 
-    def __init__(self, split: str | None = None, render_mode: str | None = None):
+    def __init__(self, split: str | None = None, render_mode: str | None = None, format: str = DEFAULT_FORMAT):
+        self.format = check_format(format)
         self.split = self._check_split(split or self.splits[0])
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -216,6 +237,8 @@ class TextEnv(gym.Env[str, str]):
             # Which init_context wording this game's context follows (see docs/versioning.md).
             "context_version": self.context_version,
             **start.extra,
+            # Which rendering the strings follow: data of one format trains twins prompted in that format.
+            "format": self.format,
         }
         self._transcript = [start.observation]
         if self.render_mode == "human":
@@ -245,6 +268,7 @@ class TextEnv(gym.Env[str, str]):
         self._info = {
             **{k: self._info[k] for k in ("task", "game_id", "split", "init_context", "context_version")},
             **result.extra,
+            "format": self.format,
             "won": bool(result.won),
             "admissible_commands": sorted(result.admissible_commands),
             "action_valid": bool(result.action_valid),

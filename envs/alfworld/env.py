@@ -127,8 +127,8 @@ class ALFWorldEnv(TextEnv):
         "max_steps": 30,
     }
 
-    def __init__(self, split: str | None = None, render_mode: str | None = None):
-        super().__init__(split=split, render_mode=render_mode)
+    def __init__(self, split: str | None = None, render_mode: str | None = None, format: str = "wmgym"):
+        super().__init__(split=split, render_mode=render_mode, format=format)
         self._engine: Any = None
 
     # ------------------------------------------------------------- games
@@ -164,8 +164,14 @@ class ALFWorldEnv(TextEnv):
         observation = clean_observation(state.feedback)
         match = _TASK_RE.search(observation)
         task = match.group(1).strip() if match else ""
-        lines = describe_initial_state(state["facts"], self._engine.entity_ids())
-        context = format_init_context(task, lines, observation)
+        if self.format == "word2world":  # Word2World's strings (envs/alfworld/word2world.py)
+            from wmgym.envs.alfworld import word2world
+
+            observation = word2world.first_observation(state.feedback, list(state["admissible_commands"]))
+            context = word2world.init_context(state["facts"], observation)
+        else:
+            lines = describe_initial_state(state["facts"], self._engine.entity_ids())
+            context = format_init_context(task, lines, observation)
         traj = json.loads((path.parent / "traj_data.json").read_text())
         return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}", init_context=context,
                            admissible_commands=list(state["admissible_commands"]),
@@ -176,7 +182,13 @@ class ALFWorldEnv(TextEnv):
 
         state = self._engine.step(action)
         won = bool(state["won"])
-        return EngineStep(observation=clean_observation(state.feedback), reward=1.0 if won else 0.0, won=won,
+        if self.format == "word2world":
+            from wmgym.envs.alfworld.word2world import step_observation
+
+            observation = step_observation(state.feedback)
+        else:
+            observation = clean_observation(state.feedback)
+        return EngineStep(observation=observation, reward=1.0 if won else 0.0, won=won,
                           admissible_commands=list(state["admissible_commands"]))
 
     def expert_action(self) -> str | None:

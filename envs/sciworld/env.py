@@ -124,8 +124,8 @@ class SciWorldEnv(TextEnv):
     blocked_commands = frozenset({"reset task"})
 
     def __init__(self, split: str | None = None, render_mode: str | None = None,
-                 task: str | list[str] | None = None, admissible_commands: bool = True):
-        super().__init__(split=split, render_mode=render_mode)
+                 task: str | list[str] | None = None, admissible_commands: bool = True, format: str = "wmgym"):
+        super().__init__(split=split, render_mode=render_mode, format=format)
         find_java()  # fail at construction, naming the package, rather than at the first reset
         names = task_names()
         if task is None:
@@ -222,6 +222,8 @@ class SciWorldEnv(TextEnv):
         for attempt in range(2):
             jvm = self._ensure_jvm()
             try:
+                # Word2World's description comes from its own load, so it is gathered before the one for play.
+                described = self._word2world_description(jvm, task, variation)
                 observation, context = self._start(jvm, task, variation)
                 break
             except Py4JError:
@@ -234,10 +236,24 @@ class SciWorldEnv(TextEnv):
         score = int(round(100 * self._jvm.server.getScore()))
         self._episode = {"task": task, "variation": variation, "context": context, "score": score,
                          "history": [], "last": observation, "expert": None}
+        init_context = format_context(context, observation)
+        if described is not None:  # Word2World's strings (envs/sciworld/word2world.py)
+            from wmgym.envs.sciworld import word2world
+
+            observation = word2world.first_observation(str(self._jvm.server.getTaskDescription()), observation)
+            init_context = word2world.init_context(described, observation)
         return EngineReset(observation=observation, task=context["task_description"],
-                           game_id=f"{split}/{task}/{variation}", init_context=format_context(context, observation),
+                           game_id=f"{split}/{task}/{variation}", init_context=init_context,
                            admissible_commands=self._admissible(),
                            extra={"task_name": task, "variation": variation, "score": score})
+
+    def _word2world_description(self, jvm: ScienceWorldJVM, task: str, variation: int) -> str | None:
+        """Word2World's state description with ``format="word2world"``, else ``None``."""
+        if self.format != "word2world":
+            return None
+        from wmgym.envs.sciworld.word2world import description
+
+        return description(jvm, task, variation)
 
     def _start(self, jvm: ScienceWorldJVM, task: str, variation: int) -> tuple[str, dict[str, Any]]:
         context = cached_context(task, variation)

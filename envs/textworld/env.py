@@ -148,12 +148,12 @@ class TextWorldEnv(TextEnv):
     }
 
     def __init__(self, split: str | None = None, render_mode: str | None = None,
-                 game_files: Sequence[str | os.PathLike] | None = None):
+                 game_files: Sequence[str | os.PathLike] | None = None, format: str = "wmgym"):
         #: The user's game files (``None``: the generated splits); they are the one split ``user``.
         self.game_files = None if game_files is None else textworld_games.user_games(game_files)
         if self.game_files is not None:
             self.splits = (textworld_games.USER_SPLIT,)
-        super().__init__(split=split, render_mode=render_mode)
+        super().__init__(split=split, render_mode=render_mode, format=format)
         self._tw_env = None
         self._state = None
         self._score = 0
@@ -184,8 +184,13 @@ class TextWorldEnv(TextEnv):
         self._state, self._score = state, state.score or 0
         observation = clean_feedback(state.feedback)
         task = (state.objective or "").strip()
-        context = format_init_context(task, describe_facts(state.facts), observation,
-                                      sections=textworld_context.sections(path.parent, path.stem))
+        if self.format == "word2world":  # Word2World's strings (envs/textworld/word2world.py)
+            from wmgym.envs.textworld import word2world
+
+            observation = context = word2world.first_observation(state.feedback, state.admissible_commands or [])
+        else:
+            context = format_init_context(task, describe_facts(state.facts), observation,
+                                          sections=textworld_context.sections(path.parent, path.stem))
         return EngineReset(observation=observation, task=task, game_id=f"{split}/{index:05d}",
                            init_context=context, admissible_commands=list(state.admissible_commands or []),
                            extra={**extra, "max_score": state.max_score})
@@ -194,7 +199,8 @@ class TextWorldEnv(TextEnv):
         state, score, _done = self._tw_env.step(action)
         self._state = state
         reward, self._score = (score or 0) - self._score, score or 0
-        return EngineStep(observation=clean_feedback(state.feedback), reward=float(reward), won=bool(state.won),
+        observation = state.feedback if self.format == "word2world" else clean_feedback(state.feedback)
+        return EngineStep(observation=observation, reward=float(reward), won=bool(state.won),
                           lost=bool(state.lost), admissible_commands=list(state.admissible_commands or []),
                           extra={"score": self._score, "max_score": state.max_score})
 

@@ -53,12 +53,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wmgym.envs.base import EngineReset, EngineStep, TextEnv
+from wmgym.envs.base import FORMATS, EngineReset, EngineStep, TextEnv  # noqa: F401 - FORMATS: the base's
 from wmgym.envs.webshop import catalog, goals
 from wmgym.envs.webshop.search import PRODUCT_WINDOW, SearchEngine
 from wmgym.envs.webshop.site import BUY_NOW, NEXT_PAGE, PREV_PAGE, BACK_TO_SEARCH, Site, fuzzy_match
 
-FORMATS = ("wmgym", "word2world")
 #: Products in the default generated catalog, and its seed.
 NUM_PRODUCTS, CATALOG_SEED = 1200, 0
 _SCORE = re.compile(r"Your score \(min 0\.0, max 1\.0\) \[SEP\] ([0-9.eE+-]+)")
@@ -137,10 +136,7 @@ class WebShopEnv(TextEnv):
     def __init__(self, split: str | None = None, render_mode: str | None = None,
                  data_dir: str | os.PathLike | None = None, format: str = "wmgym", num_products: int = NUM_PRODUCTS,
                  catalog_seed: int = CATALOG_SEED):
-        super().__init__(split=split, render_mode=render_mode)
-        if format not in FORMATS:
-            raise ValueError(f"format={format!r} is not supported; choose one of {list(FORMATS)}")
-        self.format = format
+        super().__init__(split=split, render_mode=render_mode, format=format)  # the base checks and records it
         self.shop = load_shop(data_dir, num_products, catalog_seed)
         self.site = Site(self.shop.products, self.shop.engine, self.shop.prices)
 
