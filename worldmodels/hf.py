@@ -10,9 +10,10 @@ costs the new tokens, not the whole history. Editing the chat
 (``replace_last``, ``observe``) needs no bookkeeping: the next step's common
 prefix finds what is still valid.
 
-``step_batch`` prefills each episode on its own cache, then decodes all of them
-in one batch over a left-padded stack of their caches; a finished row's cache
-is sliced back out. Greedy results equal one-by-one stepping.
+``step_batch`` copies the episodes' caches once into buffers preallocated for
+the turn, prefills all new user turns in one forward and decodes all rows
+together, dropping finished ones (:func:`~wmgym.worldmodels.hf_decode.decode_batch`).
+Greedy results equal one-by-one stepping.
 
 Overlong chats: when prompt + ``max_new_tokens`` would pass
 ``max_context_tokens``, the oldest turns are dropped (the system prompt
@@ -175,14 +176,17 @@ class HFWorldModel:
             raise ValueError(f"step_batch got {len(handles)} handles but {len(actions)} actions")
         if len(set(handles)) != len(handles):
             raise ValueError(f"step_batch got a handle twice: {handles}")
-        from wmgym.worldmodels.hf_decode import decode
+        from wmgym.worldmodels.hf_decode import decode, decode_batch
 
         settings = settings or self.settings
         with self.lock:
             episodes = [self._episode(h) for h in handles]
             prompts, truncated = zip(*(self._prompt_ids(ep, a, settings) for ep, a in zip(episodes, actions)))
-            first_logits = [self._prefill(ep, ids) for ep, ids in zip(episodes, prompts)]
-            outputs = decode(self, episodes, first_logits, settings)
+            if len(episodes) > 1 and all(ep.cache is None or kvcache.supports_surgery(ep.cache) for ep in episodes):
+                outputs = decode_batch(self, episodes, list(prompts), settings)
+            else:  # one episode decodes on its own cache; caches without surgery are recomputed one by one
+                first_logits = [self._prefill(ep, ids) for ep, ids in zip(episodes, prompts)]
+                outputs = decode(self, episodes, first_logits, settings)
             steps = []
             for ep, action, ids, cut, out in zip(episodes, actions, prompts, truncated, outputs):
                 text = self.tokenizer.decode(out.content_ids, skip_special_tokens=True)

@@ -1,9 +1,19 @@
 """Token-by-token decoding for the hf backend, one episode or a batch.
 
-One episode decodes on its own cache. Several decode together over a
-left-padded stack of their caches (padding masked out, each row at its own
-positions); a row that ends is sliced out of the stack into its episode's
-cache and dropped from the batch, so the batch shrinks as turns end.
+One episode decodes on its own cache. Several go through :func:`decode_batch`:
+their caches are copied once into buffers preallocated for the whole turn,
+the new user turns of all of them are prefilled in ONE forward, and every
+generated token is written in place (no per-token concatenation). Layout of
+batch row ``i`` (``A`` = longest kept cache, ``D`` = longest new prompt part)::
+
+    [ pad | cached_i ]  [ new_i | pad ]  [ generated ... ]
+    0         A - 0      A       A + D    A + D + t
+
+Padding is masked out and every token carries its own position, so each row
+computes what it would alone. A row that ends is copied out into its
+episode's cache; finished rows are dropped from the batch by compaction once
+they are a quarter of it (each compaction copies the batch, so doing it at
+every finish would cost more than the few wasted rows).
 """
 
 from __future__ import annotations
@@ -104,3 +114,94 @@ def decode(wm: Any, episodes: list[Any], first_logits: list[torch.Tensor], setti
             result = wm.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                               logits_to_keep=1, **{wm.cache_kwarg: cache})
         logits = list(result.logits[:, -1])
+
+
+def choose_rows(logits: torch.Tensor, settings: GenerationSettings, generators: list[Any]) -> list[tuple[int, float]]:
+    """:func:`choose` for each row of ``logits`` (one vectorised argmax when greedy)."""
+    if settings.temperature != 0:
+        return [choose(row, settings, gen) for row, gen in zip(logits, generators)]
+    logits = logits.float()
+    tokens = torch.argmax(logits, dim=-1)
+    logps = torch.log_softmax(logits, dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
+    return list(zip(tokens.tolist(), logps.tolist()))
+
+
+def _cache_shape(model: Any) -> tuple[int, int, int]:
+    """(layers, key-value heads, head dim) of the model's KV cache."""
+    cfg = model.config.get_text_config(decoder=True)
+    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return cfg.num_hidden_layers, heads, head_dim
+
+
+def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], settings: GenerationSettings
+                 ) -> list[DecodeOutput]:
+    """Prefill and decode one turn for several episodes in one batch (see module docstring).
+
+    Each episode's cache (``None`` or a one-row full-attention cache) holds its ``cached_ids``; on return it
+    holds its prompt and every generated token but the last.
+    """
+    from wmgym.worldmodels.hf import _common_prefix
+
+    n = len(episodes)
+    keeps = [min(_common_prefix(ep.cached_ids, ids) if ep.cache is not None else 0, len(ids) - 1)
+             for ep, ids in zip(episodes, prompts)]
+    news = [ids[k:] for ids, k in zip(prompts, keeps)]
+    a, d = max(keeps), max(len(x) for x in news)
+    width = a + d + settings.max_new_tokens
+    layers, heads, head_dim = _cache_shape(wm.model)
+    dtype, device = wm.model.dtype, wm.device
+    buffers = [(torch.zeros(n, heads, width, head_dim, dtype=dtype, device=device),
+                torch.zeros(n, heads, width, head_dim, dtype=dtype, device=device)) for _ in range(layers)]
+    mask = torch.zeros(n, width, dtype=torch.long, device=device)
+    for i, (ep, keep) in enumerate(zip(episodes, keeps)):
+        if keep:
+            for (kbuf, vbuf), layer in zip(buffers, ep.cache.layers):
+                kbuf[i, :, a - keep:a] = layer.keys[0, :, :keep]
+                vbuf[i, :, a - keep:a] = layer.values[0, :, :keep]
+        mask[i, a - keep:a + len(news[i])] = 1
+    cache = kvcache.preallocated(buffers, a)
+    pad = news[0][-1]
+    input_ids = torch.tensor([x + [pad] * (d - len(x)) for x in news], device=device)
+    positions = torch.tensor([list(range(k, k + d)) for k in keeps], device=device)
+    with torch.no_grad():
+        result = wm.model(input_ids=input_ids, attention_mask=mask[:, :a + d], position_ids=positions,
+                          use_cache=True, **{wm.cache_kwarg: cache})
+    last = torch.tensor([len(x) - 1 for x in news], device=device)
+    logits = result.logits[torch.arange(n, device=device), last]
+
+    outputs = [DecodeOutput() for _ in episodes]
+    rows = list(range(n))  # batch row -> episode index (finished rows stay until compaction)
+    alive = [True] * n
+    lengths = [len(ids) for ids in prompts]
+    fed = 0
+    while True:
+        live = [r for r in range(len(rows)) if alive[r]]
+        picks = choose_rows(logits[live], settings, [episodes[rows[r]].generator for r in live])
+        feed = torch.zeros(len(rows), 1, dtype=torch.long, device=device)
+        for r, (token, logprob) in zip(live, picks):
+            i = rows[r]
+            out = outputs[i]
+            out.token_ids.append(token)
+            out.logprobs.append(logprob)
+            out.stopped = token in wm.stop_ids
+            if out.stopped or len(out.token_ids) >= settings.max_new_tokens:
+                alive[r] = False
+                episodes[i].cache = kvcache.row_cache(cache, r, [(a - keeps[i], a + len(news[i])), (a + d, a + d + fed)])
+            else:
+                feed[r, 0] = token
+        live = [r for r in range(len(rows)) if alive[r]]
+        if not live:
+            return outputs
+        if len(live) <= 0.75 * len(rows):  # drop finished rows: one copy of the batch buys fewer rows per token
+            index = torch.tensor(live, device=device)
+            kvcache.compact(cache, index)
+            mask, feed = mask.index_select(0, index), feed.index_select(0, index)
+            rows, alive = [rows[r] for r in live], [True] * len(live)
+        mask[:, a + d + fed] = 1
+        positions = torch.tensor([[lengths[i] + fed] for i in rows], device=device)
+        fed += 1
+        with torch.no_grad():
+            result = wm.model(input_ids=feed, attention_mask=mask[:, :a + d + fed], position_ids=positions,
+                              use_cache=True, logits_to_keep=1, **{wm.cache_kwarg: cache})
+        logits = result.logits[:, -1]

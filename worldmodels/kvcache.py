@@ -1,8 +1,10 @@
-"""KV-cache surgery for the hf backend: crop, copy, stack with left padding, slice rows out.
+"""KV-cache surgery for the hf backend: crop, copy, preallocated batch buffers, rows in and out.
 
-Each episode owns a one-row ``DynamicCache``. Batched decoding stacks several
-of them into one left-padded cache and, when a row finishes, slices its part
-back out. Only plain full-attention layers (``DynamicLayer``) can be cropped
+Each episode owns a one-row ``DynamicCache``. Batched decoding copies the
+rows once into preallocated buffers sized for the whole turn (:func:`preallocated`),
+grows them in place token by token, drops finished rows by compaction
+(:func:`compact`, capacity kept) and copies each row's valid columns back out
+(:func:`row_cache`). Only plain full-attention layers (``DynamicLayer``) can be cropped
 and padded; for other layouts (sliding windows, linear attention)
 :func:`supports_surgery` says no and the backend recomputes instead.
 """
@@ -33,7 +35,7 @@ class GrowableLayer(DynamicLayer):
         n = self.keys.shape[-2] if self.keys.numel() else 0
         new = key_states.shape[-2]
         buf = self._kbuf
-        reusable = (buf is not None and n and self.keys.data_ptr() == buf.data_ptr()
+        reusable = (buf is not None and self.keys.data_ptr() == buf.data_ptr()
                     and self.values.data_ptr() == self._vbuf.data_ptr()
                     and buf.shape[:-2] == key_states.shape[:-2] and n + new <= buf.shape[-2])
         if not reusable:
@@ -145,3 +147,42 @@ def select_rows(cache: DynamicCache, rows: list[int]) -> None:
     for layer in cache.layers:
         layer.keys = layer.keys.index_select(0, index)
         layer.values = layer.values.index_select(0, index)
+
+
+def preallocated(buffers: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> DynamicCache:
+    """A cache over given per-layer (keys, values) buffers whose first ``length`` positions are filled; the
+    model's updates write into the rest in place (no reallocation while the buffers have room)."""
+    cache = new_cache()
+    for kbuf, vbuf in buffers:
+        layer = GrowableLayer()
+        layer.lazy_initialization(kbuf, vbuf)
+        layer._kbuf, layer._vbuf = kbuf, vbuf
+        layer.keys, layer.values = kbuf[..., :length, :], vbuf[..., :length, :]
+        cache.layers.append(layer)
+    return cache
+
+
+def compact(cache: DynamicCache, rows: torch.Tensor) -> None:
+    """Keep only batch ``rows`` (in place), keeping each buffer's spare room for the next tokens."""
+    for layer in cache.layers:
+        n = layer.keys.shape[-2]
+        layer._kbuf, layer._vbuf = layer._kbuf.index_select(0, rows), layer._vbuf.index_select(0, rows)
+        layer.keys, layer.values = layer._kbuf[..., :n, :], layer._vbuf[..., :n, :]
+
+
+def row_cache(cache: DynamicCache, row: int, spans: list[tuple[int, int]], spare: int = 256) -> DynamicCache:
+    """A one-row cache of the columns ``spans`` (``[start, stop)`` pairs, in order) of batch row ``row``, in a
+    buffer with ``spare`` free positions (the next turn's prompt and generation append without reallocating)."""
+    length = sum(b - a for a, b in spans)
+    buffers = []
+    for layer in cache.layers:
+        pair = []
+        for src in (layer._kbuf, layer._vbuf):
+            buf = src.new_empty((1, src.shape[1], length + spare, src.shape[3]))
+            at = 0
+            for a, b in spans:
+                buf[0, :, at:at + b - a] = src[row, :, a:b]
+                at += b - a
+            pair.append(buf)
+        buffers.append(tuple(pair))
+    return preallocated(buffers, length)
