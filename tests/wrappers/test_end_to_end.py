@@ -28,7 +28,10 @@ class Scripted:
     def __init__(self, actions: list[str]):
         self.actions = iter(actions)
 
-    def __call__(self, env, observation, info) -> str:
+    def reset(self, observation, info, seed, env=None) -> None:
+        pass
+
+    def act(self, observation, info) -> str:
         return next(self.actions)
 
 
