@@ -63,14 +63,26 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from wmgym.training.data import check_mix, episode_chats, group_by_env, mix_sample, parse_mix
-    from wmgym.training.export import export_llamafactory
-    from wmgym.training.trajectories import canonical_order, load_episodes
+    from wmgym.training.export import export_llamafactory, export_word2world
+    from wmgym.training.trajectories import canonical_order, check_formats, load_episodes
 
     episodes = canonical_order(load_episodes(args.data))  # as sft reads them: the same episodes, the same export
+    # Word2World's layout carries Word2World's strings only: its episodes must have been collected that way.
+    check_formats(episodes, "word2world" if args.format == "word2world" else None)
     if args.mix:
         report = check_mix(parse_mix(args.mix), group_by_env(episodes), args.allow_missing)
         print("mix:\n" + str(report))
         episodes = mix_sample(group_by_env(episodes), report.weights, args.seed)
+    if args.format == "word2world":
+        by_env: dict[tuple[str, str], list] = {}
+        stepped = [ep for ep in episodes if ep.steps]  # episode_chats drops the others: keep the pairs aligned
+        for ep, (_, chat) in zip(stepped, episode_chats(stepped)):
+            by_env.setdefault((ep.env_id, ep.split), []).append(chat)
+        files = export_word2world(by_env, args.out)
+        names = ",".join(f.stem for f in files)
+        print(f"wrote {', '.join(str(f) for f in files)}; in Word2World's LLaMA-Factory config use "
+              f"dataset_dir: {args.out}, dataset: {names}")
+        return 0
     chats = [m for _, m in episode_chats(episodes)]
     path = export_llamafactory(chats, args.out, args.name)
     print(f"wrote {len(chats)} chats to {path}; in LLaMA-Factory use dataset: {args.name}, dataset_dir: {args.out}")
@@ -109,4 +121,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mix", default=None, help="mix3 | mix4 | mix5 | ENV=W,ENV=W (default: all episodes)")
     p.add_argument("--allow-missing", action="store_true", help="export the envs of --mix that have data")
     p.add_argument("--seed", type=int, default=0, help="seed of the mix sampling")
+    p.add_argument("--format", default="wmgym", choices=("wmgym", "word2world"),
+                   help="wmgym: one ShareGPT file named --name; word2world: Word2World's layout (one "
+                        "<env>_<split>[_with_env]_<N>.json per env, OpenAI-style messages; --name is not used), "
+                        "from episodes collected with format=word2world")
     p.set_defaults(func=cmd_export)

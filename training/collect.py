@@ -8,6 +8,9 @@ distinct games first) with seed ``seed + k``. Episodes are written one JSON
 line each, atomically, in whatever order workers finish them; rerunning with
 the same ``--out`` skips the indices already in the file, so an interrupted run
 (even ``kill -9``) resumes losing at most the episodes in flight.
+
+``ray`` (``--ray [ADDRESS]``) runs the workers as Ray actors (:mod:`wmgym.training.distributed`), on a
+private local cluster or an existing one; the driver still writes the one file, with the same rule.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class CollectConfig:
     max_steps: int | None = None
     """Step limit per episode (default: the env's registered limit)."""
     progress: bool = True
+    ray: str | None = None
+    """Run the workers as Ray actors: ``"local"`` (a private cluster on loopback) or a cluster address
+    (``auto``, ``HOST:6379``); None: processes of this machine."""
 
     def __post_init__(self) -> None:
         if self.episodes < 0:
@@ -65,7 +71,7 @@ def run_episode(env: gym.Env, agent: Agent, *, seed: int | None = None, options:
     obs, info = out["observations"][0], out["infos"][0]
     episode = Episode(env_id=env_id, game_id=info["game_id"], seed=seed, split=info.get("split", ""),
                       policy=agent.name, init_context=info["init_context"], task=info["task"],
-                      initial_observation=obs, index=index)
+                      initial_observation=obs, index=index, format=info.get("format", "wmgym"))
     for k, action in enumerate(out["actions"]):
         episode.steps.append(Step(action=action, observation=out["observations"][k + 1], reward=out["rewards"][k],
                                   terminated=out["terminated"][k], truncated=out["truncated"][k],
@@ -114,8 +120,12 @@ def done_indices(cfg: CollectConfig) -> set[int]:
             if ep.env_id == cfg.env and ep.policy == name and ep.split == cfg.split}
 
 
-def collect(cfg: CollectConfig) -> int:
-    """Run (or resume) a collection; returns the number of episodes written now."""
+def collect(cfg: CollectConfig, *, pool=None) -> int:
+    """Run (or resume) a collection; returns the number of episodes written now.
+
+    ``pool`` (a :class:`~wmgym.training.distributed.WorkerPool`, left open) runs the episodes instead of
+    the pool ``cfg`` asks for: tests hold it to kill its actors.
+    """
     import wmgym  # noqa: F401
 
     from tqdm import tqdm
@@ -137,22 +147,31 @@ def collect(cfg: CollectConfig) -> int:
                unit="ep", disable=not cfg.progress)
     with TrajectoryWriter(cfg.out) as writer:
         jobs = [(cfg, k) for k in todo]
-        if cfg.workers == 1:
+        own = None
+        if pool is not None:
+            results = pool.imap_unordered(_collect_one, jobs)
+        elif cfg.ray is not None:
+            from wmgym.training.distributed import WorkerPool
+
+            own = WorkerPool(cfg.workers, cfg.ray)
+            results = own.imap_unordered(_collect_one, jobs)
+        elif cfg.workers == 1:
             results = map(_collect_one, jobs)
-            pool = None
         else:
             import multiprocessing as mp
 
-            pool = mp.get_context("fork").Pool(cfg.workers, initializer=_worker_init)
-            results = pool.imap_unordered(_collect_one, jobs)
+            own = mp.get_context("fork").Pool(cfg.workers, initializer=_worker_init)
+            results = own.imap_unordered(_collect_one, jobs)
         try:
             for episode in results:
                 writer.write(episode)
                 written += 1
                 bar.update()
         finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            if hasattr(own, "terminate"):
+                own.terminate()
+                own.join()
+            elif own is not None:
+                own.close()
             bar.close()
     return written

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def load_data(cfg: SFTConfig) -> tuple[list, list, Any]:
     """Training and held-out episodes (after the mix) and the mix report (or ``None``)."""
     from wmgym.training.data import check_mix, group_by_env, mix_sample, parse_mix, split_by_game
-    from wmgym.training.trajectories import canonical_order, load_episodes
+    from wmgym.training.trajectories import canonical_order, check_formats, load_episodes
 
     # In a canonical order, so the same episodes train the same model whatever order their files hold them in.
     episodes = canonical_order(load_episodes(cfg.data))
@@ -26,6 +26,7 @@ def load_data(cfg: SFTConfig) -> tuple[list, list, Any]:
         train, held = episodes, canonical_order(load_episodes(cfg.eval_data))
     else:
         train, held = split_by_game(episodes, cfg.eval_fraction, cfg.seed)
+    check_formats(train + held)  # one rendering per model: mixed formats are refused, naming the counts
     report = None
     if cfg.mix:
         by_env = group_by_env(train)

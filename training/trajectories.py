@@ -2,7 +2,11 @@
 
 An episode line holds the env id, game id, seed, split, policy, the
 ``init_context`` the world model sees, the task, the steps (action, observation,
-reward, terminated, truncated) and whether it was won.
+reward, terminated, truncated), whether it was won and the ``format`` its
+strings follow (``"wmgym"`` or ``"word2world"``; lines written before the field
+existed read as ``"wmgym"``, the only format there was). A twin learns the
+format it is trained on, so training refuses files that mix formats
+(:func:`check_formats`).
 
 Writing appends each whole line with a single ``os.write`` on an ``O_APPEND``
 descriptor and fsyncs it, so concurrent writers never interleave and a crash
@@ -19,6 +23,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from wmgym.envs.base import DEFAULT_FORMAT, FORMATS
 
 SCHEMA_VERSION = 1
 
@@ -48,6 +54,8 @@ class Episode:
     #: Position of the episode in its collection run (what resuming skips).
     index: int = 0
     version: int = SCHEMA_VERSION
+    #: The env's ``format`` (``info["format"]``): which rendering the init_context and observations follow.
+    format: str = DEFAULT_FORMAT
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
@@ -69,6 +77,8 @@ class Episode:
         for key in ("env_id", "game_id", "split", "policy", "init_context", "task", "initial_observation"):
             if not isinstance(data[key], str):
                 raise ValueError(f"episode key {key!r} must be a string, got {type(data[key]).__name__}")
+        if data.get("format", DEFAULT_FORMAT) not in FORMATS:
+            raise ValueError(f"episode key 'format' is {data['format']!r}; valid formats: {list(FORMATS)}")
         raw_steps = data.get("steps", [])
         if not isinstance(raw_steps, list):
             raise ValueError("episode key 'steps' must be a list")
@@ -173,6 +183,25 @@ def canonical_order(episodes: list[Episode]) -> list[Episode]:
     training (batches, held-out subsets, mixes) must not depend on it."""
     return sorted(episodes, key=lambda ep: (ep.env_id, ep.split, ep.game_id, ep.policy,
                                             -1 if ep.seed is None else ep.seed, ep.index))
+
+
+def check_formats(episodes: list[Episode], expected: str | None = None) -> str:
+    """The one format ``episodes`` share (``expected`` when given, or when there are none).
+
+    Raises ``ValueError`` when they mix formats (a twin would learn two renderings of one world and be
+    prompted in one of them) or differ from ``expected``, saying how many episodes each format has.
+    """
+    counts: dict[str, int] = {}
+    for ep in episodes:
+        counts[ep.format] = counts.get(ep.format, 0) + 1
+    if len(counts) > 1:
+        raise ValueError(f"the episodes mix formats {counts}; train or export one format at a time "
+                         "(collect with the env's format=... set the same way)")
+    found = next(iter(counts), expected or DEFAULT_FORMAT)
+    if expected is not None and found != expected:
+        raise ValueError(f"the episodes are in format {found!r} ({counts[found]} episodes), not {expected!r}; "
+                         f"collect them with format={expected!r}")
+    return found
 
 
 def load_episodes(paths: str | os.PathLike | list, **kw: Any) -> list[Episode]:

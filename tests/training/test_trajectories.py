@@ -56,3 +56,17 @@ def test_unknown_keys_rejected():
     data["bogus"] = 1
     with pytest.raises(ValueError, match="unknown keys"):
         Episode.from_dict(data)
+
+
+def test_format_field_defaults_for_old_lines_and_is_checked():
+    """Lines written before episodes recorded their format read as "wmgym"; an unknown format is refused."""
+    import json
+
+    from wmgym.training.trajectories import Episode
+
+    line = {"env_id": "TextWorld-v0", "game_id": "train/00000", "seed": 0, "split": "train", "policy": "expert",
+            "init_context": "ctx", "task": "t", "initial_observation": "o", "steps": []}
+    assert Episode.from_dict(line).format == "wmgym"
+    assert json.loads(Episode.from_dict({**line, "format": "word2world"}).to_json())["format"] == "word2world"
+    with pytest.raises(ValueError, match="valid formats"):
+        Episode.from_dict({**line, "format": "agentgym"})
