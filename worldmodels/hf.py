@@ -52,6 +52,8 @@ class _Episode:
     #: Tokens of the system prompt kept when it alone is too long (sticky; None = all).
     system_tokens: int | None = None
     generator: Any = None
+    #: The last rendered chat up to its generation-prompt header, and its token ids (incremental tokenising).
+    rendered: tuple[str, list[int]] = ("", [])
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -121,6 +123,7 @@ class HFWorldModel:
                              f"max_new_tokens={settings.max_new_tokens}")
         self.max_context_tokens = int(limit)
         self.stop_ids = self._stop_ids()
+        self._split_token = self._find_split_token()
         self._episodes: dict[int, _Episode] = {}
         self._next_handle = 0
         self.lock = threading.RLock()
@@ -138,6 +141,28 @@ class HFWorldModel:
             raise ValueError(f"cannot tell where a turn ends for {self.name!r}: no eos token in the tokenizer "
                              "or the generation config")
         return ids
+
+    def _find_split_token(self) -> tuple[str, int] | None:
+        """The special token the generation prompt starts with (``<|im_start|>``), if the history before it can
+        be tokenised once and kept: checked here on a sample chat against tokenising the whole chat."""
+        tok = self.tokenizer
+        plain = [{"role": "system", "content": "Task: a."}, {"role": "user", "content": "look"}]
+        try:
+            head = tok.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
+            gen = head[len(tok.apply_chat_template(plain, add_generation_prompt=False, tokenize=False)):]
+        except Exception:  # noqa: BLE001 - a template that cannot render this chat: tokenise whole chats
+            return None
+        for tid, added in getattr(tok, "added_tokens_decoder", {}).items():
+            if added.content and gen.startswith(added.content):
+                self._split_token = (added.content, int(tid))
+                longer = [*plain, {"role": "assistant", "content": "You see a cat. [SUCCESS]"},
+                          {"role": "user", "content": "take cat"}]
+                probe = _Episode(init_context="")
+                self._render_ids(probe, plain)
+                if self._render_ids(probe, longer) == self.chat_ids(longer) and probe.rendered[1]:
+                    return self._split_token
+                break
+        return None
 
     def __deepcopy__(self, memo: dict) -> HFWorldModel:
         # A loaded model is a shared resource (gym deep-copies env kwargs, e.g. in check_env): copies share it.
@@ -212,7 +237,7 @@ class HFWorldModel:
             new = self.start(ep.init_context)
             copy = self._episodes[new]
             copy.history, copy.dropped, copy.system_tokens = list(ep.history), ep.dropped, ep.system_tokens
-            copy.cached_ids = list(ep.cached_ids)
+            copy.cached_ids, copy.rendered = list(ep.cached_ids), ep.rendered
             copy.cache = None if ep.cache is None else kvcache.clone(ep.cache)
             if ep.generator is not None:  # the copy continues the same random stream
                 import torch
@@ -252,6 +277,25 @@ class HFWorldModel:
                                                  return_dict=False)
         return list(ids)
 
+    def _render_ids(self, ep: _Episode, messages: list[Message]) -> list[int]:
+        """:meth:`chat_ids` without tokenising the history again: the chat is rendered as text, and when it
+        extends the text rendered last step up to its generation-prompt header, only the rest is tokenised
+        (a special token splits the text, so the ids of what precedes it cannot change)."""
+        if self._split_token is None:
+            return self.chat_ids(messages)
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        done_text, done_ids = ep.rendered
+        if done_text and text.startswith(done_text):
+            ids = done_ids + self.tokenizer(text[len(done_text):], add_special_tokens=False)["input_ids"]
+        else:
+            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        content, tid = self._split_token
+        cut = text.rfind(content)
+        ep.rendered = ("", [])
+        if cut > 0 and tid in ids:
+            ep.rendered = (text[:cut], ids[:len(ids) - 1 - ids[::-1].index(tid)])
+        return ids
+
     def _messages(self, ep: _Episode, action: str) -> list[Message]:
         system = ep.init_context
         if ep.system_tokens is not None:
@@ -263,17 +307,17 @@ class HFWorldModel:
         """The prompt for the next step under the overlong policy, and whether it cut anything."""
         budget = min(self.max_context_tokens, settings.max_context_tokens or self.max_context_tokens)
         budget -= settings.max_new_tokens
-        ids = self.chat_ids(self._messages(ep, action))
+        ids = self._render_ids(ep, self._messages(ep, action))
         if len(ids) <= budget:
             return ids, bool(ep.dropped or ep.system_tokens is not None)
         target = int(budget * _REFILL)
         while len(ids) > target and ep.dropped < len(ep.history):
             ep.dropped += 1
-            ids = self.chat_ids(self._messages(ep, action))
+            ids = self._render_ids(ep, self._messages(ep, action))
         if len(ids) > budget:  # the system prompt and the action alone do not fit: cut the system prompt's end
             full = len(self.tokenizer(ep.init_context, add_special_tokens=False)["input_ids"])
             ep.system_tokens = max(0, min(ep.system_tokens or full, full) - (len(ids) - target))
-            ids = self.chat_ids(self._messages(ep, action))
+            ids = self._render_ids(ep, self._messages(ep, action))
             if len(ids) > budget:
                 raise ValueError(f"the action alone ({len(ids)} prompt tokens) does not fit the context budget "
                                  f"of {budget} tokens; raise max_context_tokens or lower max_new_tokens")

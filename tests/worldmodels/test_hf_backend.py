@@ -190,3 +190,21 @@ def test_weights_load_from_safetensors_only(tiny_model_dir, tmp_path):
     torch.save(load_file(tiny_model_dir / "model.safetensors"), tmp_path / "pytorch_model.bin")
     with pytest.raises(OSError, match="safetensors"):
         load_world_model(tmp_path)
+
+
+def test_history_is_tokenised_once_and_prompts_stay_exact(wm):
+    """Only the text after the last generation-prompt header is tokenised each step; the prompt fed must still be
+    the chat template's tokens of the whole chat, through edits (observe, replace_last) and forks."""
+    assert wm._split_token is not None, "the tiny ChatML tokenizer should allow incremental tokenising"
+    h = wm.start(CONTEXTS[0])
+    for i, action in enumerate(ACTIONS * 2):
+        if i == 3:
+            wm.observe(h, "look", "You are in the kitchen.")
+        if i == 5:
+            wm.replace_last(h, "A hall. [SUCCESS]")
+        if i == 7:
+            h = wm.fork(h)
+        expected = wm.chat_ids(build_messages(CONTEXTS[0], wm.history(h), action))
+        step = wm.step(h, action)
+        assert wm._episodes[h].cached_ids[:len(expected)] == expected and step.extra["prompt_tokens"] == len(expected)
+    assert wm._episodes[h].rendered[1], "the incremental path should have been taken"
