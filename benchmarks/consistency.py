@@ -22,6 +22,12 @@ wrapped in :class:`~wmgym.wrappers.RealAnchoring` (the real env steps beside
 it; every k steps the twin's last turn is replaced by the real observation),
 and the share of steps where the twin's own prediction equals the real
 observation is reported for each k, next to no anchoring.
+
+``--ray [ADDRESS]`` plays the (env, agent, game) episodes on the Ray worker pool
+(:mod:`wmgym.training.distributed`, ``--workers`` actors), each actor loading its
+own copy of the twin's model (or client: ``--wm-endpoint URL`` repeated spreads
+the twins over several servers); the rows are the ones the single-process run
+writes. The anchoring study stays in this process.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from wmgym.benchmarks import metrics
 from wmgym.benchmarks.common import (BenchmarkRun, add_common_args, bar_plot, fmt, line_plot, md_table,
                                      set_torch_threads)
 from wmgym.benchmarks.gold import spread_games
-from wmgym.benchmarks.models import add_model_args, describe_models, load_models, model_names, parse_kv
+from wmgym.benchmarks.models import (add_model_args, describe_models, load_models, model_names, parse_kv,
+                                     wm_settings)
 from wmgym.benchmarks.published import PUBLISHED_CR
 from wmgym.envs import heldout_split, twin_id
 
@@ -69,6 +76,10 @@ class ConsistencyConfig:
     """Games per env for the anchoring study (default: --games)."""
     real_only: bool = False
     """Measure only Real (agents in the real env; no model needed): calibrates the agents' spread of skill."""
+    ray: str | None = None
+    """Play the episodes on Ray actors: ``"local"`` (a private cluster on loopback) or a cluster address."""
+    workers: int = 2
+    """Ray actors (with ``ray``)."""
 
     def __post_init__(self) -> None:
         if self.games < 1:
@@ -90,27 +101,32 @@ def _make(env_id: str, cfg: ConsistencyConfig, split: str, **kwargs: Any):
     return gym.make(env_id, split=split, **kwargs)
 
 
+def play_game(real, twin, agent_spec: str, env_id: str, k: int, seed: int,
+              react_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One game's row: the agent in the real env, then (``twin`` not None) in the W2RReplay-wrapped twin."""
+    options = {"game": k}
+    agent = make_agent(agent_spec, env_id, **react_kwargs)
+    r = play(real, agent, seed=seed + k, options=options)
+    if twin is None:
+        return {"game": k, "game_id": r["game_id"], "real_won": r["won"], "real_steps": r["steps"]}
+    agent = make_agent(agent_spec, env_id, **react_kwargs)
+    w = play(twin, agent, seed=seed + k, options=options)
+    info = w["last_info"]
+    if "w2r_won" not in info:  # pragma: no cover - W2RReplay always reports at the episode end
+        raise RuntimeError("W2RReplay did not report w2r_won at the end of the twin episode")
+    return {"game": k, "game_id": r["game_id"], "real_won": r["won"], "real_steps": r["steps"],
+            "wm_won": w["won"], "wm_steps": w["steps"], "w2r_won": bool(info["w2r_won"]),
+            "first_divergence": info.get("w2r_first_divergence"),
+            "same_actions": r["actions"] == w["actions"],
+            "wm_parse_errors": sum(i.get("wm_parse_error") is not None for i in w["infos"][1:])}
+
+
 def measure_agent(real, twin, agent_spec: str, env_id: str, games: list[int], seed: int,
-                  react_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Real, WM and W2R of one agent on ``games`` (``twin`` is wrapped in W2RReplay; ``None``: Real only)."""
-    rows = []
-    for k in games:
-        options = {"game": k}
-        agent = make_agent(agent_spec, env_id, **react_kwargs)
-        r = play(real, agent, seed=seed + k, options=options)
-        if twin is None:
-            rows.append({"game": k, "game_id": r["game_id"], "real_won": r["won"], "real_steps": r["steps"]})
-            continue
-        agent = make_agent(agent_spec, env_id, **react_kwargs)
-        w = play(twin, agent, seed=seed + k, options=options)
-        info = w["last_info"]
-        if "w2r_won" not in info:  # pragma: no cover - W2RReplay always reports at the episode end
-            raise RuntimeError("W2RReplay did not report w2r_won at the end of the twin episode")
-        rows.append({"game": k, "game_id": r["game_id"], "real_won": r["won"], "real_steps": r["steps"],
-                     "wm_won": w["won"], "wm_steps": w["steps"], "w2r_won": bool(info["w2r_won"]),
-                     "first_divergence": info.get("w2r_first_divergence"),
-                     "same_actions": r["actions"] == w["actions"],
-                     "wm_parse_errors": sum(i.get("wm_parse_error") is not None for i in w["infos"][1:])})
+                  react_kwargs: dict[str, Any], rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Real, WM and W2R of one agent on ``games`` (``twin`` is wrapped in W2RReplay; ``None``: Real only);
+    ``rows`` already played (on Ray workers) are summarised as they are."""
+    if rows is None:
+        rows = [play_game(real, twin, agent_spec, env_id, k, seed, react_kwargs) for k in games]
     real_rate = metrics.success_rate(x["real_won"] for x in rows)
     if twin is None:
         return {"real": real_rate, "wm": None, "w2r": None, "cr": None, "cr_note": "real env only (--real-only)",
@@ -147,16 +163,109 @@ def measure_anchoring(twin, agent_spec: str, env_id: str, games: list[int], seed
             "anchors": anchors, "won": metrics.success_rate(won)}
 
 
-def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = None, run_name: str | None = None,
-        model_desc: dict[str, str] | None = None, react_kwargs: dict[str, Any] | None = None,
-        argv: list[str] | None = None) -> BenchmarkRun:
-    """Run the whole study and write its results."""
+_REMOTE: dict[str, tuple[Any, Any, Any]] = {}  # a Ray worker's envs and model, kept between its jobs
+
+
+def _play_remote(job: tuple) -> tuple[str, int, dict[str, Any], dict[str, Any]]:
+    """A Ray job: one game of one agent, on this worker's envs (made, and the model loaded, on first use)."""
+    import json
+
     from wmgym.wrappers import W2RReplay
 
+    cfg, env_id, split, spec, k, model_spec, react_kwargs = job
+    key = json.dumps([env_id, split, cfg.max_steps, model_spec], sort_keys=True, default=str)
+    if key not in _REMOTE:
+        model = twin = None
+        if model_spec is not None:
+            from wmgym.worldmodels import load_world_model
+
+            name, backend, kwargs = model_spec
+            model = load_world_model(name, backend=backend, **kwargs)
+            twin = W2RReplay(_make(twin_id(env_id), cfg, split, model=model))
+        _REMOTE[key] = (_make(env_id, cfg, split), twin, model)
+    real, twin, model = _REMOTE[key]
+    return spec, k, play_game(real, twin, spec, env_id, k, cfg.seed, react_kwargs), _traffic(model)
+
+
+def _traffic(model: Any) -> dict[str, Any]:
+    """Take an openai-backend model's endpoint counts and failures since the last call (others: none)."""
+    if not hasattr(model, "endpoint_failures"):
+        return {}
+    failures = model.endpoint_failures[:]
+    del model.endpoint_failures[: len(failures)]
+    requests = dict(model.requests_per_endpoint)
+    for url in requests:
+        model.requests_per_endpoint[url] -= requests[url]
+    return {"requests": requests, "failures": failures}
+
+
+def _add_traffic(total: dict[str, Any], part: dict[str, Any]) -> None:
+    for url, n in part.get("requests", {}).items():
+        total["requests"][url] = total["requests"].get(url, 0) + n
+    for f in part.get("failures", []):
+        total["failures"][f["url"]] = total["failures"].get(f["url"], 0) + 1
+        if len(total["failure_log"]) < 20:
+            total["failure_log"].append(f)
+
+
+def model_specs(names: dict[str, str | None], backend: str, kwargs: dict[str, Any]) -> dict[str, tuple]:
+    """What each Ray worker loads for each env: (model, backend, settings), the embedded default spelled out."""
+    from wmgym.worldmodels.loading import default_model_dir
+
+    return {env: (name if name is not None or backend == "openai" else str(default_model_dir(env)), backend, kwargs)
+            for env, name in names.items()}
+
+
+def _play_on_pool(pool, cfg: ConsistencyConfig, env_id: str, split: str, games: list[int], model_spec,
+                  react_kwargs: dict[str, Any], traffic: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every (agent, game) of one env on the Ray pool; rows per agent in the order of ``games``."""
+    jobs = [(cfg, env_id, split, spec, k, model_spec, react_kwargs) for spec in cfg.agents for k in games]
+    played = {}
+    for spec, k, row, part in pool.imap_unordered(_play_remote, jobs):
+        played[spec, k] = row
+        _add_traffic(traffic, part)
+    return {spec: [played[spec, k] for k in games] for spec in cfg.agents}
+
+
+def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = None, run_name: str | None = None,
+        model_desc: dict[str, str] | None = None, react_kwargs: dict[str, Any] | None = None,
+        argv: list[str] | None = None, specs: dict[str, tuple] | None = None) -> BenchmarkRun:
+    """Run the whole study and write its results (``specs``: what Ray workers load, see :func:`model_specs`)."""
     react_kwargs = react_kwargs or {}
     bench = BenchmarkRun("consistency", config=cfg, seeds={"base": cfg.seed, "game_k": "seed + k"}, out=out,
                          run_name=run_name, argv=argv)
     results: dict[str, Any] = {"models": model_desc or {}, "envs": {}, "anchoring": {}}
+    traffic: dict[str, Any] = {"requests": {}, "failures": {}, "failure_log": []}
+    pool = None
+    if cfg.ray is not None:
+        from wmgym.training.distributed import WorkerPool
+
+        if not cfg.real_only and specs is None:
+            raise ValueError("a Ray run needs specs= (what each worker loads; see model_specs)")
+        pool = WorkerPool(cfg.workers, cfg.ray)
+    try:
+        _run_envs(cfg, models, results, traffic, pool, specs, react_kwargs)
+    finally:
+        if pool is not None:
+            pool.close()
+    for model in {id(m): m for m in models.values()}.values():
+        _add_traffic(traffic, _traffic(model))
+    if traffic["requests"] or traffic["failures"]:
+        results["wm_endpoints"] = traffic
+        for url, n in traffic["failures"].items():
+            print(f"warning: world-model endpoint {url} failed {n} time(s); those requests went to the other "
+                  f"endpoints (results: wm_endpoints)", file=sys.stderr, flush=True)
+    _plots(bench, results)
+    bench.finish(results, _markdown(results, bench.figures))
+    print(f"results in {bench.path}")
+    return bench
+
+
+def _run_envs(cfg: ConsistencyConfig, models: dict[str, Any], results: dict[str, Any], traffic: dict[str, Any],
+              pool, specs: dict[str, tuple] | None, react_kwargs: dict[str, Any]) -> None:
+    """The per-env part of :func:`run`: rows on the pool (or here), summaries, the anchoring study."""
+    from wmgym.wrappers import W2RReplay
+
     for env_id in cfg.envs:
         split = heldout_split(env_id, cfg.split)
         real = _make(env_id, cfg, split)
@@ -165,10 +274,16 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
         n = len(games)
         real.unwrapped.prepare_games(split, games, progress=False)
         env_res: dict[str, Any] = {"games": n, "split": split, "published_7b_cr": PUBLISHED_CR.get(env_id), "agents": {}}
+        remote: dict[str, list[dict[str, Any]]] = {}
+        if pool is not None:
+            t0 = time.perf_counter()
+            remote = _play_on_pool(pool, cfg, env_id, split, games, None if cfg.real_only else specs[env_id],
+                                   react_kwargs, traffic)
+            per_agent = (time.perf_counter() - t0) / len(cfg.agents)  # the agents ran interleaved: a fair share
         for spec in cfg.agents:
             t0 = time.perf_counter()
-            res = measure_agent(real, twin, spec, env_id, games, cfg.seed, react_kwargs)
-            res["seconds"] = round(time.perf_counter() - t0, 2)
+            res = measure_agent(real, twin, spec, env_id, games, cfg.seed, react_kwargs, rows=remote.get(spec))
+            res["seconds"] = round(per_agent if pool is not None else time.perf_counter() - t0, 2)
             env_res["agents"][spec] = res
             print(f"{env_id} {spec:>14}: Real {res['real']}  WM {res['wm'] or '-'}  W2R {res['w2r'] or '-'}  "
                   f"CR {fmt(res['cr'])}  ({res['seconds']:.0f} s)", flush=True)
@@ -189,10 +304,6 @@ def run(cfg: ConsistencyConfig, models: dict[str, Any], *, out: str | None = Non
         real.close()
         if twin is not None:
             twin.close()
-    _plots(bench, results)
-    bench.finish(results, _markdown(results, bench.figures))
-    print(f"results in {bench.path}")
-    return bench
 
 
 def _plots(bench: BenchmarkRun, results: dict[str, Any]) -> None:
@@ -250,6 +361,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anchoring", default="", help="RealAnchoring periods to study, e.g. 1,5,10 (default: skip)")
     p.add_argument("--anchoring-games", type=int, default=None, help="games per env for the anchoring study")
     p.add_argument("--real-only", action="store_true", help="measure Real only (no model): the agents' skill spread")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="play the episodes on Ray actors: alone, a private local cluster on loopback; with an "
+                        "address (auto, HOST:6379), that cluster (pip install 'wmgym[dist]'; docs/scaling.md)")
+    p.add_argument("--workers", type=int, default=2, help="Ray actors with --ray (one CPU each)")
     p.add_argument("--agent-url", default=None, help="react: OpenAI-compatible base URL (e.g. http://host:8000/v1)")
     p.add_argument("--agent-model", default=None, help="react: served model name, or a local HF model directory")
     p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -270,15 +385,17 @@ def main(argv: list[str] | None = None) -> int:
                             split=args.split, seed=args.seed, max_steps=args.max_steps,
                             game_list=[int(g) for g in args.game_list.split(",")] if args.game_list else None,
                             anchoring=[int(k) for k in args.anchoring.split(",") if k],
-                            anchoring_games=args.anchoring_games, real_only=args.real_only)
+                            anchoring_games=args.anchoring_games, real_only=args.real_only, ray=args.ray,
+                            workers=args.workers)
     react_kwargs = {"url": args.agent_url, "model": args.agent_model, **parse_kv(args.agent_arg)}
     if "react" in cfg.agents and not args.agent_model:
         raise ValueError("--agents react needs --agent-model (a served model name with --agent-url, "
                          "or a local HF model directory)")
     names = model_names(args.model, envs)
-    models = {} if cfg.real_only else load_models(names, args.backend, **parse_kv(args.wm_arg))
-    run(cfg, models, out=args.out, run_name=args.run_name,
-        model_desc={} if cfg.real_only else describe_models(names, args.backend),
+    backend, wm_kwargs = wm_settings(args)
+    models = {} if cfg.real_only else load_models(names, backend, **wm_kwargs)
+    run(cfg, models, out=args.out, run_name=args.run_name, specs=model_specs(names, backend, wm_kwargs),
+        model_desc={} if cfg.real_only else describe_models(names, backend),
         react_kwargs={k: v for k, v in react_kwargs.items() if v is not None},
         argv=None if argv is None else ["wmgym", "bench", "consistency", *argv])
     return 0

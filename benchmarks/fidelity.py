@@ -29,7 +29,7 @@ from typing import Any
 from wmgym.benchmarks import metrics
 from wmgym.benchmarks.common import BenchmarkRun, add_common_args, line_plot, md_table, set_torch_threads
 from wmgym.benchmarks.gold import gold_episodes, read_gold
-from wmgym.benchmarks.models import add_model_args, describe_models, load_models, model_names, parse_kv
+from wmgym.benchmarks.models import add_model_args, describe_models, load_models, model_names, wm_settings
 from wmgym.benchmarks.published import PUBLISHED_EM
 from wmgym.envs import heldout_split
 
@@ -290,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                          split=args.split, trajectories=args.trajectories, batch=args.batch, max_steps=args.max_steps,
                          seed=args.seed, workers=args.workers)
     names = model_names(args.model, envs)
-    models = load_models(names, args.backend, **parse_kv(args.wm_arg))
-    run(cfg, models, out=args.out, run_name=args.run_name, model_desc=describe_models(names, args.backend),
+    backend, wm_kwargs = wm_settings(args)
+    models = load_models(names, backend, **wm_kwargs)
+    run(cfg, models, out=args.out, run_name=args.run_name, model_desc=describe_models(names, backend),
         argv=None if argv is None else ["wmgym", "bench", "fidelity", *argv])
     return 0
 

@@ -3,7 +3,10 @@
 - :func:`add_model_args`: ``--model`` (a directory, a hub id, or ``ENV=DIR``
   per env; default: each env's embedded model under
   ``WMGYM_HOME/models/<env>``), ``--backend`` (hf | openai | vllm) and
-  ``--wm-arg KEY=VALUE`` for backend and generation settings.
+  ``--wm-arg KEY=VALUE`` for backend and generation settings, ``--wm-endpoint URL``
+  (repeatable: twin inference spread round-robin over several OpenAI-compatible
+  servers of the same model; implies ``--backend openai``).
+- :func:`wm_settings`: the backend and its settings those flags give.
 - :func:`model_names` / :func:`load_models` / :func:`describe_models`: which
   model each env uses, loaded once per distinct model.
 """
@@ -25,6 +28,24 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wm-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="backend/generation setting, e.g. max_new_tokens=128 or base_url=http://... "
                              "(repeatable; values are read as JSON when they parse)")
+    parser.add_argument("--wm-endpoint", action="append", default=[], metavar="URL",
+                        help="OpenAI-compatible world-model server, e.g. http://host:8000/v1 (repeatable: requests "
+                             "go round-robin, a dead endpoint's go to the others; implies --backend openai; "
+                             "--model names the served model)")
+
+
+def wm_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The backend and its keyword arguments from ``--backend``, ``--wm-arg`` and ``--wm-endpoint``."""
+    kwargs = parse_kv(args.wm_arg)
+    endpoints = list(getattr(args, "wm_endpoint", None) or [])
+    if not endpoints:
+        return args.backend, kwargs
+    if args.backend not in ("hf", "openai"):  # hf is the default: endpoints alone mean openai
+        raise ValueError(f"--wm-endpoint needs --backend openai, got --backend {args.backend}")
+    if "base_url" in kwargs:
+        raise ValueError("give the endpoints either as --wm-endpoint URL (repeatable) or --wm-arg base_url=URL, "
+                         "not both")
+    return "openai", {**kwargs, "base_url": endpoints}
 
 
 def parse_kv(items: list[str]) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""A pool of env workers as Ray actors: collection and benchmark rollouts beyond one machine.
+
+``wmgym collect ... --ray`` (a local cluster on loopback) or ``--ray ADDRESS`` (an existing cluster, e.g.
+``auto`` on a node of it or ``HEAD_IP:6379``). Install with ``pip install wmgym[dist]`` (plain ``ray``;
+``ray[rllib]`` pins an old Gymnasium). See docs/scaling.md for the multi-node recipe.
+
+A :class:`WorkerPool` holds ``workers`` long-lived actors, one CPU each. A job is a module-level function
+and its picklable argument (``fn(job)`` runs in an actor), so an actor keeps what the function caches in
+its module (its envs, its twin's model) from one job to the next, exactly like a ``multiprocessing`` worker.
+Results come back to the driver as they finish; the driver alone writes files, so what a run writes
+is the same whichever worker played an episode.
+
+When an actor dies (killed, its node lost), the jobs it held are lost, never half-done: the pool starts a
+replacement and runs those jobs again (``max_retries`` times each), or raises :class:`WorkerLost`. A job's
+result reaches the driver at most once, so nothing is ever written twice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+#: ``--ray`` without an address: start a private cluster on this machine (it stops with the run).
+LOCAL = "local"
+
+
+class WorkerLost(RuntimeError):
+    """An actor died and its job ran out of retries (the results already returned are kept)."""
+
+
+def _require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("--ray needs Ray: pip install 'wmgym[dist]' (plain `ray`, not ray[rllib])") from None
+    return ray
+
+
+def init_ray(address: str | None = LOCAL, *, num_cpus: int | None = None) -> bool:
+    """Connect to a Ray cluster (``address``) or start a local one; returns whether this call started it.
+
+    The local cluster is private to this process (it stops with it) and has no dashboard. Ray 2.60 binds its
+    ports on every interface, not only loopback, so its token authentication (on by default; the token is
+    kept in ``~/.ray/auth_token``) stays on: ``RAY_AUTH_MODE=disabled`` in the environment turns it off, for
+    machines no one else can reach. A Ray session this process already opened is reused as it is.
+    """
+    ray = _require_ray()
+    if ray.is_initialized():
+        return False
+    if address in (None, "", LOCAL):
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def _actor_class():
+    ray = _require_ray()
+
+    class EnvWorker:
+        """One long-lived worker process: runs ``fn(job)`` and keeps the module caches ``fn`` fills."""
+
+        def __init__(self) -> None:
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the driver; the driver stops us
+            try:
+                import torch
+
+                torch.set_num_threads(1)
+            except ImportError:  # pragma: no cover
+                pass
+            import wmgym  # noqa: F401 - registers the env ids in this process
+
+        def call(self, fn: Callable[[Any], Any], job: Any) -> Any:
+            return fn(job)
+
+        def pid(self) -> int:
+            return os.getpid()
+
+    return ray.remote(num_cpus=1, max_restarts=0)(EnvWorker)
+
+
+class WorkerPool:
+    """``workers`` Ray actors that run jobs and hand results back as they finish.
+
+    Args:
+        workers: actors to start (one CPU each).
+        address: :data:`LOCAL` (a private cluster on loopback) or a Ray address (``auto``, ``HOST:6379``).
+        max_retries: times a job whose actor died is run again on a replacement (0: raise at once).
+        num_cpus: CPUs of a local cluster (default: ``workers``).
+    """
+
+    def __init__(self, workers: int, address: str | None = LOCAL, *, max_retries: int = 2,
+                 num_cpus: int | None = None):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.started_ray = init_ray(address, num_cpus=num_cpus or workers)
+        self.workers, self.max_retries = workers, max_retries
+        self._cls = _actor_class()
+        self.actors = [self._cls.remote() for _ in range(workers)]
+        self.lost: list[dict[str, Any]] = []
+        """One record per dead actor: which job it held and whether that job was run again."""
+
+    def imap_unordered(self, fn: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[Any]:
+        """Run ``fn(job)`` for every job on the actors (one job in flight per actor); yield results as they come."""
+        ray = _require_ray()
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+        queue = list(enumerate(jobs))[::-1]  # popped from the end: jobs start in the order given
+        attempts: dict[int, int] = {}
+        flight: dict[Any, tuple[int, Any, int]] = {}  # ref -> (actor slot, job, job number)
+
+        def submit(slot: int) -> None:
+            number, job = queue.pop()
+            flight[self.actors[slot].call.remote(fn, job)] = (slot, job, number)
+
+        for slot in range(len(self.actors)):
+            if queue:
+                submit(slot)
+        while flight:
+            done, _ = ray.wait(list(flight), num_returns=1)
+            ref = done[0]
+            slot, job, number = flight.pop(ref)
+            try:
+                result = ray.get(ref)
+            except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+                tries = attempts.get(number, 0)
+                again = tries < self.max_retries
+                self.lost.append({"job": number, "error": type(e).__name__, "retried": again})
+                self.actors[slot] = self._cls.remote()  # a fresh process for the dead one's slot
+                if not again:
+                    raise WorkerLost(f"a Ray worker died running job {number} ({type(e).__name__}) and it was "
+                                     f"retried {tries} time(s) (max_retries={self.max_retries}); the results "
+                                     f"returned so far are kept, rerun to resume") from e
+                attempts[number] = tries + 1
+                queue.append((number, job))
+                submit(slot)
+                continue
+            if queue:
+                submit(slot)
+            yield result
+
+    def close(self) -> None:
+        """Stop the actors, and the local cluster if this pool started it."""
+        ray = _require_ray()
+        if not ray.is_initialized():
+            return
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self.started_ray:
+            ray.shutdown()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
