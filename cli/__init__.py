@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "wmgym.cli.collect",
     "wmgym.cli.show",
     "wmgym.cli.train",
+    "wmgym.cli.models",
     "wmgym.cli.quickstart",
     "wmgym.cli.serve",
     "wmgym.cli.bench",
