@@ -14,7 +14,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     gym.spec(args.env)  # unknown ids fail here with Gymnasium's suggestions
     cfg = CollectConfig(env=args.env, policy=args.policy, episodes=args.episodes, out=args.out,
                         workers=args.workers, split=args.split, seed=args.seed, max_steps=args.max_steps,
-                        progress=not args.quiet, ray=args.ray)
+                        progress=not args.quiet, ray=args.ray, format=args.format)
     n = collect(cfg)
     print(f"wrote {n} new episode(s) to {args.out}")
     return 0
@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="step limit (default: the env's)")
+    p.add_argument("--format", default="wmgym", choices=("wmgym", "word2world"),
+                   help="the env's strings: wmgym's, or Word2World's (for its checkpoints and "
+                        "`wmgym train export --format word2world`)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run the --workers as Ray actors: alone, a private local cluster on loopback; with an "

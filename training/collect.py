@@ -46,6 +46,9 @@ class CollectConfig:
     """Episode k uses seed + k."""
     max_steps: int | None = None
     """Step limit per episode (default: the env's registered limit)."""
+    format: str = "wmgym"
+    """The env's ``format``: ``wmgym`` or ``word2world`` (Word2World's strings, for its checkpoints and data
+    layout); each episode records it."""
     progress: bool = True
     ray: str | None = None
     """Run the workers as Ray actors: ``"local"`` (a private cluster on loopback) or a cluster address
@@ -80,7 +83,7 @@ def run_episode(env: gym.Env, agent: Agent, *, seed: int | None = None, options:
     return episode
 
 
-_worker_envs: dict[tuple[str, int | None], gym.Env] = {}
+_worker_envs: dict[tuple[str, int | None, str], gym.Env] = {}
 
 
 def _worker_init() -> None:
@@ -98,9 +101,11 @@ def _collect_one(job: tuple[CollectConfig, int]) -> Episode:
     cfg, k = job
     import wmgym  # noqa: F401 - registers ids in spawned workers
 
-    key = (cfg.env, cfg.max_steps)
+    key = (cfg.env, cfg.max_steps, cfg.format)
     if key not in _worker_envs:
         kw = {} if cfg.max_steps is None else {"max_episode_steps": cfg.max_steps}
+        if cfg.format != "wmgym":  # only then: envs without the kwarg keep working as before
+            kw["format"] = cfg.format
         _worker_envs[key] = gym.make(cfg.env, split=cfg.split, **kw)
     env = _worker_envs[key]
     n = env.unwrapped.num_games(cfg.split)
@@ -117,7 +122,7 @@ def done_indices(cfg: CollectConfig) -> set[int]:
     repair(cfg.out)
     name = cfg.policy_name()
     return {ep.index for ep in read_episodes(cfg.out)
-            if ep.env_id == cfg.env and ep.policy == name and ep.split == cfg.split}
+            if ep.env_id == cfg.env and ep.policy == name and ep.split == cfg.split and ep.format == cfg.format}
 
 
 def collect(cfg: CollectConfig, *, pool=None) -> int:

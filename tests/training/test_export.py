@@ -149,3 +149,17 @@ def test_sft_refuses_mixed_formats(tmp_path, word2world_episodes, textworld_expe
             w.write(ep)
     with pytest.raises(ValueError, match="mix formats"):
         load_data(SFTConfig(data=[str(mixed)], out=str(tmp_path / "run")))
+
+
+def test_collect_command_takes_the_format(tmp_path, wmgym_home):
+    from wmgym.cli import main
+    from wmgym.training.trajectories import load_episodes
+
+    out = tmp_path / "tw.jsonl"
+    assert main(["collect", "--env", "TextWorld-v0", "--episodes", "1", "--out", str(out), "--format", "word2world",
+                 "--quiet"]) == 0
+    (ep,) = load_episodes(out)
+    assert ep.format == "word2world" and "\nAVAILABLE ACTIONS: " in ep.init_context
+    # Episodes of the other format are not the ones a resume skips: this run collects its own.
+    assert main(["collect", "--env", "TextWorld-v0", "--episodes", "1", "--out", str(out), "--quiet"]) == 0
+    assert [e.format for e in load_episodes(out)] == ["word2world", "wmgym"]

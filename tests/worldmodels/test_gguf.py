@@ -60,7 +60,7 @@ def test_imported_smollm2_trains_with_lora_and_plays_as_a_twin(tmp_path, textwor
     record = json.loads((model_dir / IMPORT_RECORD).read_text())
     assert record["source"].endswith(".gguf") and 130e6 < record["parameters"] < 140e6
 
-    # The one-step expert episode of game 0 (~1,700 tokens with its init_context): every step trains on the same
+    # The one-step expert episode of game 0 (~1,100 tokens with its init_context): every step trains on the same
     # tokens, so the loss must fall; three steps take about a minute on one core (~200 tokens/s).
     episode = textworld_expert_episodes[0]
     data = tmp_path / "tw.jsonl"
