@@ -203,8 +203,11 @@ class HFWorldModel:
             raise ValueError(f"step_batch got a handle twice: {handles}")
         from wmgym.worldmodels.hf_decode import decode, decode_batch
 
+        import torch
+
         settings = settings or self.settings
-        with self.lock:
+        # inference_mode, not just no_grad: tensors skip autograd's version counting (cheaper per op).
+        with self.lock, torch.inference_mode():
             episodes = [self._episode(h) for h in handles]
             prompts, truncated = zip(*(self._prompt_ids(ep, a, settings) for ep, a in zip(episodes, actions)))
             if len(episodes) > 1 and all(ep.cache is None or kvcache.supports_surgery(ep.cache) for ep in episodes):
