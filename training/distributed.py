@@ -160,3 +160,65 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def measure(env: str = "TextWorld-v0", policy: str = "expert", episodes: int = 40, max_steps: int | None = None,
+            worker_counts: tuple[int, ...] = (1, 2), repeats: int = 1) -> dict[str, Any]:
+    """Episodes/s of collection in this process, and on 1 and 2 local Ray actors, on the same episodes.
+
+    Each pool first plays the episodes once (warm: actors started, envs made, games cached) and is then
+    timed on the same list; Ray's per-episode overhead is the 1-actor time per episode minus this process's.
+    """
+    import dataclasses
+    import tempfile
+    import time
+
+    from wmgym.training.collect import CollectConfig, _collect_one, collect
+
+    cfg = CollectConfig(env=env, policy=policy, episodes=episodes, max_steps=max_steps, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:  # prepares the games (and times nothing)
+        collect(dataclasses.replace(cfg, out=f"{tmp}/warm.jsonl"))
+    jobs = [(cfg, k) for k in range(episodes)]
+
+    def timed(run: Callable[[], Any]) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    list(map(_collect_one, jobs))  # warm this process's env cache too
+    local_s = timed(lambda: list(map(_collect_one, jobs)))
+    out: dict[str, Any] = {"env": env, "policy": policy, "episodes": episodes, "cpus": os.cpu_count(),
+                           "load_avg_1min": os.getloadavg()[0], "local": {"seconds": local_s,
+                                                                         "episodes_per_s": episodes / local_s}}
+    for n in worker_counts:
+        t0 = time.perf_counter()
+        with WorkerPool(n, LOCAL, num_cpus=max(worker_counts)) as pool:
+            list(pool.imap_unordered(_collect_one, jobs))  # warm
+            start_s = time.perf_counter() - t0
+            s = timed(lambda: list(pool.imap_unordered(_collect_one, jobs)))
+            # The floor of Ray's cost per job: a round trip of a job that does nothing.
+            noop = timed(lambda: list(pool.imap_unordered(abs, range(200)))) / 200
+        out[f"ray_{n}"] = {"seconds": s, "episodes_per_s": episodes / s, "startup_and_warm_s": start_s,
+                           "noop_job_ms": 1000 * noop}
+    out["ray_overhead_ms_per_episode"] = 1000 * (out["ray_1"]["seconds"] - local_s) / episodes
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m wmgym.training.distributed",
+                                description="measure collection episodes/s in-process and on 1 and 2 Ray actors")
+    p.add_argument("--env", default="TextWorld-v0")
+    p.add_argument("--policy", default="expert")
+    p.add_argument("--episodes", type=int, default=40)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=1, help="timed passes per setting (the fastest is kept)")
+    a = p.parse_args()
+    import wmgym  # noqa: F401
+
+    print(json.dumps(measure(a.env, a.policy, a.episodes, a.max_steps, repeats=a.repeats), indent=2))

@@ -343,9 +343,12 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     }
     if summary["tokens_seen_this_run"] and wall > 0:
         summary["tokens_per_s"] = summary["tokens_seen_this_run"] / wall
-    tiny.save_pretrained(model, tokenizer, cfg.out, extra={"sft": summary, "config": dataclasses.asdict(cfg)})
+    if trainer.is_world_process_zero():  # under torchrun / accelerate launch every rank gets here; one writes
+        tiny.save_pretrained(model, tokenizer, cfg.out, extra={"sft": summary, "config": dataclasses.asdict(cfg)})
     return summary
 
 
 def write_summary(summary: dict[str, Any], out: str | Path) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:  # a data-parallel run: rank 0 writes it
+        return
     (Path(out) / "sft_summary.json").write_text(json.dumps(summary, indent=2, default=str))
