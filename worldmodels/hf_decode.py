@@ -134,6 +134,10 @@ def _cache_shape(model: Any) -> tuple[int, int, int]:
     return cfg.num_hidden_layers, heads, head_dim
 
 
+#: New prompt tokens above which a row is prefilled on its own (if also 4x the batch's median).
+_SOLO_PREFILL = 64
+
+
 def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], settings: GenerationSettings
                  ) -> list[DecodeOutput]:
     """Prefill and decode one turn for several episodes in one batch (see module docstring).
@@ -146,6 +150,14 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     n = len(episodes)
     keeps = [min(_common_prefix(ep.cached_ids, ids) if ep.cache is not None else 0, len(ids) - 1)
              for ep, ids in zip(episodes, prompts)]
+    # A row with a long new part (a fresh episode's system prompt) is prefilled alone first: in the batch its
+    # length would pad every row's prefill to it.
+    sizes = [len(ids) - k for ids, k in zip(prompts, keeps)]
+    limit = max(_SOLO_PREFILL, 4 * sorted(sizes)[n // 2])
+    solo = {i: wm._prefill(ep, ids) for i, (ep, ids, size) in enumerate(zip(episodes, prompts, sizes))
+            if size > limit}
+    for i in solo:
+        keeps[i] = len(prompts[i])
     news = [ids[k:] for ids, k in zip(prompts, keeps)]
     a, d = max(keeps), max(len(x) for x in news)
     width = a + d + settings.max_new_tokens
@@ -161,14 +173,16 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
                 vbuf[i, :, a - keep:a] = layer.values[0, :, :keep]
         mask[i, a - keep:a + len(news[i])] = 1
     cache = kvcache.preallocated(buffers, a)
-    pad = news[0][-1]
+    pad = prompts[0][-1]
     input_ids = torch.tensor([x + [pad] * (d - len(x)) for x in news], device=device)
     positions = torch.tensor([list(range(k, k + d)) for k in keeps], device=device)
     with torch.no_grad():
         result = wm.model(input_ids=input_ids, attention_mask=mask[:, :a + d], position_ids=positions,
                           use_cache=True, **{wm.cache_kwarg: cache})
-    last = torch.tensor([len(x) - 1 for x in news], device=device)
+    last = torch.tensor([max(len(x) - 1, 0) for x in news], device=device)
     logits = result.logits[torch.arange(n, device=device), last]
+    for i, first in solo.items():
+        logits[i] = first
 
     outputs = [DecodeOutput() for _ in episodes]
     rows = list(range(n))  # batch row -> episode index (finished rows stay until compaction)

@@ -208,3 +208,24 @@ def test_history_is_tokenised_once_and_prompts_stay_exact(wm):
         step = wm.step(h, action)
         assert wm._episodes[h].cached_ids[:len(expected)] == expected and step.extra["prompt_tokens"] == len(expected)
     assert wm._episodes[h].rendered[1], "the incremental path should have been taken"
+
+
+def test_batch_with_a_fresh_long_prompt_equals_one_by_one(tiny_model_dir):
+    """A row that starts its episode (a long system prompt, prefilled on its own) beside rows mid-episode: the
+    same text as stepping each alone."""
+    wm = load_world_model(tiny_model_dir, max_new_tokens=20)
+    long_context = "Task: eat the apple\n" + "You are in a kitchen. There is a fridge and a table. " * 40
+    batch, single = [wm.start(c) for c in CONTEXTS], [wm.start(c) for c in CONTEXTS]
+    for t in range(3):
+        if t == 2:
+            batch.append(wm.start(long_context))
+            single.append(wm.start(long_context))
+        actions = [ACTIONS[(t + i) % len(ACTIONS)] for i in range(len(batch))]
+        alone = []
+        wm._prefill = lambda ep, ids, _prefill=wm._prefill: alone.append(len(ids)) or _prefill(ep, ids)
+        got = wm.step_batch(batch, actions)
+        del wm._prefill
+        want = [wm.step(h, a) for h, a in zip(single, actions)]
+        assert [s.text for s in got] == [s.text for s in want]
+        assert [s.extra["completion_tokens"] for s in got] == [s.extra["completion_tokens"] for s in want]
+    assert alone == [got[-1].extra["prompt_tokens"]], "the fresh long row (only) should have been prefilled alone"
