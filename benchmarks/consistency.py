@@ -77,7 +77,7 @@ class ConsistencyConfig:
     real_only: bool = False
     """Measure only Real (agents in the real env; no model needed): calibrates the agents' spread of skill."""
     ray: str | None = None
-    """Play the episodes on Ray actors: ``"local"`` (a private cluster on loopback) or a cluster address."""
+    """Play the episodes on Ray actors: ``"local"`` (a private cluster on this machine) or a cluster address."""
     workers: int = 2
     """Ray actors (with ``ray``)."""
 
@@ -362,7 +362,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anchoring-games", type=int, default=None, help="games per env for the anchoring study")
     p.add_argument("--real-only", action="store_true", help="measure Real only (no model): the agents' skill spread")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="play the episodes on Ray actors: alone, a private local cluster on loopback; with an "
+                   help="play the episodes on Ray actors: alone, a private local cluster; with an "
                         "address (auto, HOST:6379), that cluster (pip install 'wmgym[dist]'; docs/scaling.md)")
     p.add_argument("--workers", type=int, default=2, help="Ray actors with --ray (one CPU each)")
     p.add_argument("--agent-url", default=None, help="react: OpenAI-compatible base URL (e.g. http://host:8000/v1)")

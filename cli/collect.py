@@ -36,6 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "`wmgym train export --format word2world`)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="run the --workers as Ray actors: alone, a private local cluster on loopback; with an "
+                   help="run the --workers as Ray actors: alone, a private local cluster; with an "
                         "address (auto, HOST:6379), that cluster (pip install 'wmgym[dist]'; docs/scaling.md)")
     p.set_defaults(func=cmd_collect)

@@ -51,7 +51,7 @@ class CollectConfig:
     layout); each episode records it."""
     progress: bool = True
     ray: str | None = None
-    """Run the workers as Ray actors: ``"local"`` (a private cluster on loopback) or a cluster address
+    """Run the workers as Ray actors: ``"local"`` (a private cluster on this machine) or a cluster address
     (``auto``, ``HOST:6379``); None: processes of this machine."""
 
     def __post_init__(self) -> None:

@@ -1,6 +1,6 @@
 """A pool of env workers as Ray actors: collection and benchmark rollouts beyond one machine.
 
-``wmgym collect ... --ray`` (a local cluster on loopback) or ``--ray ADDRESS`` (an existing cluster, e.g.
+``wmgym collect ... --ray`` (a private local cluster on this machine) or ``--ray ADDRESS`` (an existing cluster, e.g.
 ``auto`` on a node of it or ``HEAD_IP:6379``). Install with ``pip install wmgym[dist]`` (plain ``ray``;
 ``ray[rllib]`` pins an old Gymnasium). See docs/scaling.md for the multi-node recipe.
 
@@ -87,7 +87,7 @@ class WorkerPool:
 
     Args:
         workers: actors to start (one CPU each).
-        address: :data:`LOCAL` (a private cluster on loopback) or a Ray address (``auto``, ``HOST:6379``).
+        address: :data:`LOCAL` (a private cluster on this machine) or a Ray address (``auto``, ``HOST:6379``).
         max_retries: times a job whose actor died is run again on a replacement (0: raise at once).
         num_cpus: CPUs of a local cluster (default: ``workers``).
     """
