@@ -76,9 +76,6 @@ def _actor_class():
         def call(self, fn: Callable[[Any], Any], job: Any) -> Any:
             return fn(job)
 
-        def pid(self) -> int:
-            return os.getpid()
-
     return ray.remote(num_cpus=1, max_restarts=0)(EnvWorker)
 
 
@@ -131,6 +128,10 @@ class WorkerPool:
                 tries = attempts.get(number, 0)
                 again = tries < self.max_retries
                 self.lost.append({"job": number, "error": type(e).__name__, "retried": again})
+                try:  # an unreachable actor may still be running: its answer would be ignored, so stop it
+                    ray.kill(self.actors[slot], no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
                 self.actors[slot] = self._cls.remote()  # a fresh process for the dead one's slot
                 if not again:
                     raise WorkerLost(f"a Ray worker died running job {number} ({type(e).__name__}) and it was "
