@@ -9,17 +9,20 @@ Real env (no model needed):
   building the env through its registered id and playing random admissible
   commands for ``--steps`` steps over ``--games`` games generated beforehand;
 - steps/s of a ``gymnasium.vector.SyncVectorEnv`` of ``--vector`` copies in one
-  process;
+  process (ended rows reset onto the prepared games inside the timing, as in
+  the single-env figure);
 - game generation time per game, on fresh slots in a scratch ``WMGYM_HOME``
   (so cached games do not flatter it).
 
 Twin (when a model is given, or the env's embedded default exists), for each
 backend of ``--backends`` that is available here (``openai`` is measured
 against a ``wmgym serve`` of the same model started on loopback; ``vllm``
-needs ``pip install wmgym[gpu]``): steps/s of one ``WM-<env>``, of a
-``SyncVectorEnv`` of ``--vector`` twins sharing the model (stepped one after
-another), and of ``step_batch`` over ``--vector`` episodes (what batched
-stepping gains). The per-step latency curve against history length is
+needs ``pip install wmgym[gpu]``): steps/s of one ``WM-<env>``, and steps/s and
+tokens/s of ``gym.make_vec("WM-<env>", num_envs=N)`` for each N of
+``--twin-batch`` (one batched generation per vector step), beside the
+arithmetic limit of this core (its measured matmul FLOP/s over the model's
+FLOP per token). ``--core K`` pins the run to one core so that real and twin
+figures share it. The per-step latency curve against history length is
 ``wmgym bench latency`` (the world-model benchmark).
 """
 
@@ -164,13 +167,11 @@ def measure_twin_vector(env_id: str, wm: Any, n: int, steps: int, n_games: int, 
     """``gym.make_vec(WM-<env>, num_envs=n)``: one batched generation per vector step (see :func:`measure_vector`)."""
     vec = gym.make_vec(twin_id(env_id), num_envs=n, model=wm, autoreset_mode="Disabled")
     counting = vec.unwrapped.world_model = _Counting(wm)
-    start = time.process_time()
     sps = measure_vector(vec, steps, n_games, seed)
-    cpu = time.process_time() - start
     elapsed = n * steps / sps
     return {"steps_per_s": sps, "tokens_per_s": counting.tokens / elapsed,
             "mean_new_tokens": counting.tokens / max(counting.rows, 1),
-            "mean_prompt_tokens": counting.prompt_tokens / max(counting.rows, 1), "cpu_share": cpu / elapsed}
+            "mean_prompt_tokens": counting.prompt_tokens / max(counting.rows, 1)}
 
 
 def matmul_flops(seconds: float = 0.3, size: int = 256) -> float:
@@ -247,7 +248,7 @@ def measure_twins(env_id: str, model_dir: str, backends: list[str], batches: lis
                 raise ValueError(f"unknown backend {backend!r}; valid backends: ['hf', 'openai', 'vllm']")
             res: dict[str, Any] = {"single_env": measure_twin_single(env_id, wm, steps, n_games)}
             for n in batches:
-                cell = measure_twin_vector(env_id, wm, n, max(1, steps // n) if n > steps else steps, n_games)
+                cell = measure_twin_vector(env_id, wm, n, steps, n_games)
                 if backend == "hf":  # the arithmetic limit of the tokens this model generates here
                     per_token = flop_per_token(wm.model, cell["mean_prompt_tokens"] + cell["mean_new_tokens"] / 2)
                     cell["flop_per_token"] = per_token
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="hf,openai,vllm", help="twin backends to measure where available")
     parser.add_argument("--twin-batch", default="1,8,32,64", help="num_envs of the twin make_vec measurements")
     parser.add_argument("--twin-steps", type=int, default=16,
-                        help="vector steps per twin measurement (episode steps / N when N is larger)")
+                        help="vector steps per twin measurement (N episode steps each); also the single twin's steps")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="twin generation cap")
     parser.add_argument("--core", type=int, default=None,
                         help="pin this process (and its workers) to one CPU core, so all figures share it")
