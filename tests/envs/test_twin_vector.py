@@ -55,7 +55,10 @@ def test_make_vec_uses_the_batched_entry_point():
     assert vec.observation_space.contains(obs)
     assert rewards.dtype == np.float64 and terminated.dtype == np.bool_ and truncated.dtype == np.bool_
     assert list(infos["wm_confidence"]) == [-0.1] * 3
+    obs, *_ = vec.step(np.array(["open fridge", "look", "wait"], dtype=object))  # what SyncVectorEnv takes too
+    assert wm.batches == [3, 3] and obs[0] == "You open fridge."
     vec.close()
+    assert all(env.handle is None for env in vec.envs)
 
 
 def test_malformed_actions_skip_the_model_and_bad_types_change_nothing():
