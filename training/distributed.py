@@ -23,6 +23,8 @@ from typing import Any
 
 #: ``--ray`` without an address: start a private cluster on this machine (it stops with the run).
 LOCAL = "local"
+#: Ray's switch between a multi-node cluster and one node on loopback (read when ``ray`` is imported).
+_SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class WorkerLost(RuntimeError):
@@ -40,15 +42,24 @@ def _require_ray():
 def init_ray(address: str | None = LOCAL, *, num_cpus: int | None = None) -> bool:
     """Connect to a Ray cluster (``address``) or start a local one; returns whether this call started it.
 
-    The local cluster is private to this process (it stops with it) and has no dashboard. Ray 2.60 binds its
-    ports on every interface, not only loopback, so its token authentication (on by default; the token is
-    kept in ``~/.ray/auth_token``) stays on: ``RAY_AUTH_MODE=disabled`` in the environment turns it off, for
-    machines no one else can reach. A Ray session this process already opened is reused as it is.
+    The local cluster is private to this process (it stops with it), has no dashboard and lives on loopback:
+    Ray otherwise names the node by the machine's network address and binds and dials every port there, so
+    local traffic would leave loopback. Ray's switch for a single-node cluster (the one it sets on macOS and
+    Windows) keeps every address at 127.0.0.1; it is set in the environment for the processes Ray starts and
+    in Ray's constants for this one (``tests/training/test_distributed.py`` checks the node's address).
+    Token authentication (on by default in Ray 2.60; the token is kept in ``~/.ray/auth_token``) stays on;
+    ``RAY_AUTH_MODE=disabled`` turns it off. A Ray session this process already opened is reused as it is.
     """
+    local = address in (None, "", LOCAL)
+    if local:
+        os.environ.setdefault(_SINGLE_NODE_ENV, "0")
     ray = _require_ray()
     if ray.is_initialized():
         return False
-    if address in (None, "", LOCAL):
+    if local:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = os.environ[_SINGLE_NODE_ENV] not in ("0", "false", "False")
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     else:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
