@@ -134,6 +134,9 @@ def _cache_shape(model: Any) -> tuple[int, int, int]:
     return cfg.num_hidden_layers, heads, head_dim
 
 
+#: Generated tokens the batch buffers have room for before they grow.
+_TURN_ROOM = 64
+
 #: New prompt tokens above which a row is prefilled on its own (if also 4x the batch's median).
 _SOLO_PREFILL = 64
 
@@ -160,12 +163,18 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
         keeps[i] = len(prompts[i])
     news = [ids[k:] for ids, k in zip(prompts, keeps)]
     a, d = max(keeps), max(len(x) for x in news)
-    width = a + d + settings.max_new_tokens
+    # Room for a typical turn; a longer one grows the buffers (doubling) and the mask.
+    width = a + d + min(settings.max_new_tokens, _TURN_ROOM)
     layers, heads, head_dim = _cache_shape(wm.model)
     dtype, device = wm.model.dtype, wm.device
-    buffers = [(torch.zeros(n, heads, width, head_dim, dtype=dtype, device=device),
-                torch.zeros(n, heads, width, head_dim, dtype=dtype, device=device)) for _ in range(layers)]
+    # Uninitialised memory, but never read unwritten: left padding is zeroed below (a masked key or value must
+    # still be finite, or 0 * NaN poisons the row), every other column is written before attention reads it.
+    buffers = [(torch.empty(n, heads, width, head_dim, dtype=dtype, device=device),
+                torch.empty(n, heads, width, head_dim, dtype=dtype, device=device)) for _ in range(layers)]
     mask = torch.zeros(n, width, dtype=torch.long, device=device)
+    for kbuf, vbuf in buffers:
+        kbuf[:, :, :a] = 0
+        vbuf[:, :, :a] = 0
     for i, (ep, keep) in enumerate(zip(episodes, keeps)):
         if keep:
             for (kbuf, vbuf), layer in zip(buffers, ep.cache.layers):
@@ -212,6 +221,8 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
             kvcache.compact(cache, index)
             mask, feed = mask.index_select(0, index), feed.index_select(0, index)
             rows, alive = [rows[r] for r in live], [True] * len(live)
+        if a + d + fed >= mask.shape[1]:  # a long turn: the mask grows with the cache
+            mask = torch.cat([mask, mask.new_zeros(mask.shape[0], mask.shape[1])], dim=1)
         mask[:, a + d + fed] = 1
         positions = torch.tensor([[lengths[i] + fed] for i in rows], device=device)
         fed += 1

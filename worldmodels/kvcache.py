@@ -170,7 +170,7 @@ def compact(cache: DynamicCache, rows: torch.Tensor) -> None:
         layer.keys, layer.values = layer._kbuf[..., :n, :], layer._vbuf[..., :n, :]
 
 
-def row_cache(cache: DynamicCache, row: int, spans: list[tuple[int, int]], spare: int = 256) -> DynamicCache:
+def row_cache(cache: DynamicCache, row: int, spans: list[tuple[int, int]], spare: int = 64) -> DynamicCache:
     """A one-row cache of the columns ``spans`` (``[start, stop)`` pairs, in order) of batch row ``row``, in a
     buffer with ``spare`` free positions (the next turn's prompt and generation append without reallocating)."""
     length = sum(b - a for a, b in spans)

@@ -229,3 +229,17 @@ def test_batch_with_a_fresh_long_prompt_equals_one_by_one(tiny_model_dir):
         assert [s.text for s in got] == [s.text for s in want]
         assert [s.extra["completion_tokens"] for s in got] == [s.extra["completion_tokens"] for s in want]
     assert alone == [got[-1].extra["prompt_tokens"]], "the fresh long row (only) should have been prefilled alone"
+
+
+def test_batch_buffers_grow_for_long_turns(tiny_model_dir, monkeypatch):
+    """Turns longer than the room the batch buffers start with grow them (cache and mask) in place of failing."""
+    from wmgym.worldmodels import hf_decode
+
+    monkeypatch.setattr(hf_decode, "_TURN_ROOM", 2)
+    wm = load_world_model(tiny_model_dir, max_new_tokens=30)
+    handles, solo = [wm.start(c) for c in CONTEXTS], [wm.start(c) for c in CONTEXTS]
+    for t in range(2):
+        got = wm.step_batch(handles, ACTIONS[t:t + 3])
+        want = [wm.step(h, a) for h, a in zip(solo, ACTIONS[t:t + 3])]
+        assert [s.text for s in got] == [s.text for s in want]
+    assert max(s.extra["completion_tokens"] for s in got) > 2 * 2
