@@ -19,8 +19,8 @@ state) and ``_engine_close()``.
 
 Declarations (class attributes with defaults): what training and benchmarks
 read off the env instead of looking it up by name: ``heldout_split``,
-``default_twin``, ``scripted_agent``, ``engine_benchmark`` and the
-``prepare_games`` hook. ``tests/envs/test_declarations.py`` checks them for
+``default_twin``, ``scripted_agent``, ``engine_benchmark``,
+``irreversible_actions`` and the ``prepare_games`` hook. ``tests/envs/test_declarations.py`` checks them for
 every registered id.
 
 Formats: ``format="wmgym"`` (the default) or ``format="word2world"`` at
@@ -139,6 +139,9 @@ class TextEnv(gym.Env[str, str]):
     #: ``"package.module:main"`` of the env's engine-speed benchmark (``main(argv) -> int``; run by
     #: ``wmgym bench engine --env ID``), or ``None``.
     engine_benchmark: ClassVar[str | None] = None
+    #: Whole actions that cannot be undone (WebShop's ``click[buy now]``), compared stripped and lowercased; what
+    #: ``wmgym bench verifier`` has :class:`~wmgym.wrappers.ActionVerifier` check in the twin first. ``()``: none.
+    irreversible_actions: ClassVar[tuple[str, ...]] = ()
 
     def prepare_games(self, split: str, indices: list[int], workers: int = 1, progress: bool = True) -> None:
         """Make games ``indices`` of ``split`` ready before play: an env that generates its games generates the

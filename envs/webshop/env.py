@@ -129,8 +129,24 @@ class WebShopEnv(TextEnv):
     invalid_action_text: ClassVar[str] = "Nothing happens."
     heldout_split: ClassVar[str] = "test"
     scripted_agent: ClassVar[str | None] = "wmgym.agents.scripted.webshop:WebShopAgent"
-    default_twin: ClassVar[dict[str, Any] | None] = None
+    #: The generic recipe (coverage: expert, noisy experts and random play on train; expert and noisy expert on
+    #: the held-out split; the tiny stack with its curriculum) with two WebShop facts, measured with the tiny
+    #: tokenizer on 60 episodes of each policy: results pages are long (~370 tokens; item pages ~130), so chats
+    #: run to 1.1k tokens (expert, median; max 1.9k), 1.4k (noisy expert; max 3.9k) and 2.7k (random, which uses
+    #: its 15 steps; max 3.5k): 4k-token chats hold every episode whole, where the generic 2k would cut the
+    #: random and longer noisy ones into windows. ``max_steps`` 15 is WebShop's own limit (the registered
+    #: TimeLimit, as its agents are run), written out so the data plan does not move if that limit does. Not
+    #: tuned beyond that. Changing it retrains the default twin.
+    default_twin: ClassVar[dict[str, Any] | None] = {
+        "train": [("expert", 300), ("noisy-expert:0.3", 300), ("random", 100)],
+        "test": [("expert", 30), ("noisy-expert:0.3", 30)],
+        "sft": {"preset": "tiny", "curriculum": 0.3, "max_steps": 1600, "batch_tokens": 4096, "lr": 3e-3,
+                "max_length": 4096, "eval_steps": 400, "save_steps": 400},
+        "max_steps": 15,
+    }
     engine_benchmark: ClassVar[str | None] = "wmgym.benchmarks.engines.webshop:main"
+    #: Only ``Buy Now`` ends an episode, and a purchase cannot be taken back (``wmgym bench verifier``).
+    irreversible_actions: ClassVar[tuple[str, ...]] = (f"click[{BUY_NOW.lower()}]",)
     context_version: ClassVar[int] = 1
 
     def __init__(self, split: str | None = None, render_mode: str | None = None,

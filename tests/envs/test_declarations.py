@@ -69,6 +69,9 @@ def declaration_problems(cls: type) -> list[str]:
     problems += filter(None, [_entry_point_problem("scripted_agent", cls.scripted_agent),
                               _entry_point_problem("engine_benchmark", cls.engine_benchmark)])
     problems += _recipe_problems(cls.default_twin)
+    actions = cls.irreversible_actions
+    if not (isinstance(actions, tuple) and all(isinstance(a, str) and a.strip() for a in actions)):
+        problems.append(f"irreversible_actions must be a tuple of non-empty action strings, got {actions!r}")
     hook = getattr(cls, "prepare_games", None)
     if not callable(hook):
         problems.append("prepare_games is not callable")
@@ -91,10 +94,11 @@ def test_a_wrong_declaration_fails_naming_the_piece():
         engine_benchmark = "wmgym.benchmarks.engines"  # no ":attribute"
         default_twin = {"train": [("expert", 0)], "sft": {"learning_rate_typo": 1.0}, "max_stepz": 3}
         prepare_games = None
+        irreversible_actions = "click[buy now]"  # a string, not a tuple of actions
 
     text = "\n".join(declaration_problems(Broken))
     for piece in ("heldout_split", "scripted_agent", "engine_benchmark", "default_twin[", "learning_rate_typo",
-                  "max_stepz", "prepare_games"):
+                  "max_stepz", "prepare_games", "irreversible_actions"):
         assert piece in text, f"{piece} not named in:\n{text}"
 
 
@@ -106,6 +110,8 @@ def test_the_declared_values():
     assert env_class("WM-ALFWorld-v0") is env_class("ALFWorld-v0")  # a twin id reads its real env's declarations
     assert env_class("ALFWorld-v0").engine_benchmark == "wmgym.benchmarks.engines.alfworld:main"
     assert env_class("TextWorld-v0").engine_benchmark is None
+    assert env_class("WebShop-v0").irreversible_actions == ("click[buy now]",)
+    assert env_class("TextWorld-v0").irreversible_actions == ()
 
 
 def test_twin_ids_and_entry_points():

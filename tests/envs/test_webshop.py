@@ -322,3 +322,50 @@ def test_twin_reads_the_reward_from_its_done_page(env):
     obs, reward, terminated, _, info = twin.step("click[buy now]")
     assert reward == 1.0 and terminated and info["won"] and obs == done_page
     assert WebShopEnv.twin_extras("Instruction: [SEP] x [SEP] Search", False) == {}
+
+
+# ---------------------------------------------------------------- default twin and mixes
+def test_default_twin_recipe_holds_every_collected_chat_whole(tmp_path):
+    """The declared recipe's ``max_length`` fits whole chats of its longest-running policies, played to its
+    ``max_steps`` (random uses them all), with the tiny tokenizer trained on them."""
+    from wmgym.training.collect import CollectConfig, collect
+    from wmgym.training.default import recipe_for
+    from wmgym.training.tiny import build_tokenizer
+    from wmgym.training.trajectories import load_episodes
+    from wmgym.worldmodels.protocol import episode_messages
+
+    recipe = recipe_for("WebShop-v0")
+    assert recipe.max_steps == 15 and recipe.sft["max_length"] == 4096
+    assert [p for p, _ in recipe.train] == ["expert", "noisy-expert:0.3", "random"]
+    path = tmp_path / "ws.jsonl"
+    for policy in ("expert", "random"):
+        collect(CollectConfig(env="WebShop-v0", policy=policy, episodes=6, out=str(path), progress=False,
+                              max_steps=recipe.max_steps, seed=50))
+    chats = [episode_messages(e) for e in load_episodes(path)]
+    tokenizer = build_tokenizer(chats, recipe.sft["preset"])
+    lengths = [len(tokenizer(tokenizer.apply_chat_template(c, tokenize=False))["input_ids"]) for c in chats]
+    assert max(lengths) < recipe.sft["max_length"]
+    assert max(lengths) > 2048  # the generic 2k would cut them (why the recipe raises it)
+
+
+@pytest.mark.slow
+def test_mix4_trains_with_webshop_data(tmp_path, capsys):
+    """``--mix mix4`` on one short episode of each of its four envs (SciWorld starts its JVM): the mix finds them
+    all and a few SFT steps run."""
+    from wmgym.cli import main
+    from wmgym.training.collect import CollectConfig, collect
+    from wmgym.wrappers.mixed import MIXES
+
+    files = []
+    for env_id in MIXES["mix4"]:
+        files.append(str(tmp_path / f"{env_id}.jsonl"))
+        collect(CollectConfig(env=env_id, policy="expert", episodes=1, out=files[-1], progress=False, max_steps=3))
+    out = tmp_path / "run"
+    assert main(["train", "sft", "--data", *files, "--mix", "mix4", "--out", str(out), "--preset", "tiny",
+                 "--max-steps", "4", "--save-steps", "1000", "--eval-fraction", "0", "--max-length", "4096",
+                 "--batch-tokens", "4096", "--logging-steps", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    for env_id in MIXES["mix4"]:
+        assert f"{env_id}: weight 0.250, 1 episodes" in printed
+    summary = json.loads((out / "sft_summary.json").read_text())
+    assert summary["steps"] == 4 and (out / "model.safetensors").exists()

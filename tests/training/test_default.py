@@ -16,7 +16,8 @@ from wmgym.worldmodels.loading import default_model_dir
 #: while the key matches, and collected episodes only while the folder does: a refactor that changes them silently
 #: retrains every user's default twin. Changing a recipe must be a deliberate act that retrains the default, and
 #: updates these values with it.
-PINNED = {"TextWorld-v0": ("d6a80fd6264f", "d997edd104f3"), "ALFWorld-v0": ("d518b947c7ee", "e8a983e21415")}
+PINNED = {"TextWorld-v0": ("d6a80fd6264f", "d997edd104f3"), "ALFWorld-v0": ("d518b947c7ee", "e8a983e21415"),
+          "WebShop-v0": ("df0a9705bffe", "b9e951e2c7d9")}
 
 
 @pytest.mark.parametrize("env_id", sorted(PINNED))
