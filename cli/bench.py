@@ -16,6 +16,8 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     "scaling": ("wmgym.benchmarks.scaling", "EM (and CR) against training trajectories and model size"),
     "throughput": ("wmgym.benchmarks.throughput", "steps/s of real envs and twins, single and vectorised"),
     "latency": ("wmgym.benchmarks.latency", "world-model step latency against history length"),
+    "verifier": ("wmgym.benchmarks.verifier", "agents' success with ActionVerifier on the irreversible action, "
+                                             "per verification budget"),
     "engine": (None, "--env ID: the env's own engine-speed benchmark (e.g. ALFWorld resets, SciWorld vs its package)"),
     "report": ("wmgym.benchmarks.report", "gather the latest results into one Markdown page"),
 }
@@ -74,8 +76,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     lines = "\n".join(f"  {name:<12} {desc}" for name, (_, desc) in BENCHMARKS.items())
-    p = sub.add_parser("bench", help="run a benchmark (fidelity, consistency, scaling, throughput, latency, engine, "
-                                     "report)",
+    p = sub.add_parser("bench", help="run a benchmark (fidelity, consistency, scaling, throughput, latency, verifier, "
+                                     "engine, report)",
                        description=f"benchmarks:\n{lines}\n\n`wmgym bench NAME --help` lists a benchmark's flags.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(BENCHMARKS), metavar="NAME", help="benchmark to run")

@@ -10,6 +10,9 @@ pages send it back; an empty result list sends it back to search. Everything
 comes from the page text (the ``format="word2world"`` action block is ignored),
 so it plays a twin's pages too. It does not read descriptions, so a
 near-duplicate that lacks an attribute the title does not name can fool it.
+A buy that an :class:`~wmgym.wrappers.ActionVerifier` blocked (``info["verified"]
+is False``: the twin predicts no success, the real page is still the item) sends
+it back to the results for the next best product.
 """
 
 from __future__ import annotations
@@ -78,8 +81,12 @@ class WebShopAgent(ScriptedAgent):
         self.searches = 0
         self.visited: set[str] = set()
         self.clicked: set[str] = set()
+        self.rejected = False
 
     def update(self, action: str | None, observation: str, info: dict[str, Any]) -> None:
+        if info.get("verified") is False:  # the verifier kept the buy from the real env; the page shown is the twin's
+            self.rejected = True
+            return
         if not action:
             return
         if action.startswith("search["):
@@ -93,6 +100,9 @@ class WebShopAgent(ScriptedAgent):
                 self.clicked.add(value)
 
     def decide(self, observation: str, info: dict[str, Any]) -> str:
+        if self.rejected:  # still on the blocked product's page: back to the results, to the next best product
+            self.rejected = False
+            return "click[< prev]"
         parts = page_parts(observation)
         terms = self.goal["terms"]
         if parts and parts[0] == "WebShop":
