@@ -1,4 +1,4 @@
-"""The metrics of DESIGN.md, as plain functions on hand-checkable inputs.
+"""The metrics of docs/design.md, as plain functions on hand-checkable inputs.
 
 - :func:`exact_match`: teacher-forced single-step EM. Prediction and gold are
   compared after ``strip()``, the success marker included (a twin that forgets

@@ -1,4 +1,4 @@
-"""``wmgym quickstart``: the README's main job."""
+"""``wmgym quickstart``: collect, train the default twins, report their EM and play one beside the real env."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The text-env base class shared by every real env and every twin.
 
 A concrete env fills in three engine hooks and inherits the whole contract of
-``DESIGN.md``: Text spaces, game/split selection in ``reset``, per-step reward,
+``docs/design.md``: Text spaces, game/split selection in ``reset``, per-step reward,
 ``terminated`` on win or loss, the ``info`` keys, malformed actions answered as
 the game would, ``TypeError`` for a non-``str`` action, and ``ansi``/``human``
 rendering.

@@ -1,4 +1,4 @@
-"""The DESIGN.md text-env contract, checked for every registered real id.
+"""The text-env contract of docs/design.md, checked for every registered real id.
 
 Parametrised over the registry, so a new env is covered the moment it is
 registered. Twins are checked in tests/envs/test_twin.py (with a fake world model).
