@@ -23,4 +23,5 @@ def test_latency_benchmark_smoke(tiny_model_dir, tmp_path):
     # The prompt grows with the history; cache reuse does not change what is fed, only what is recomputed.
     assert history["on"]["2"]["prompt_tokens"] > history["on"]["1"]["prompt_tokens"]
     assert set(results["batch"]) == {"1", "2"} and results["batch"]["2"]["speedup"] > 0
+    assert results["ms_per_token_ratio_last_to_first_with_reuse"] > 0
     assert (tmp_path / "run" / "latency.png").is_file()
