@@ -46,10 +46,11 @@ FORMATS = ("wmgym", "word2world")
 DEFAULT_FORMAT = FORMATS[0]
 
 
-def check_format(format: str) -> str:
-    """``format`` if it is one of :data:`FORMATS`, else ``ValueError`` naming the choices."""
-    if format not in FORMATS:
-        raise ValueError(f"format={format!r} is not supported; choose one of {list(FORMATS)}")
+def check_format(format: str, offered: tuple[str, ...] = FORMATS, env: str = "") -> str:
+    """``format`` if it is one of ``offered`` (default: :data:`FORMATS`), else ``ValueError`` naming the choices."""
+    if format not in offered:
+        raise ValueError(f"format={format!r} is not supported{' by ' + env if env else ''}; "
+                         f"choose one of {list(offered)}")
     return format
 
 
@@ -142,6 +143,10 @@ class TextEnv(gym.Env[str, str]):
     #: Whole actions that cannot be undone (WebShop's ``click[buy now]``), compared stripped and lowercased; what
     #: ``wmgym bench verifier`` has :class:`~wmgym.wrappers.ActionVerifier` check in the twin first. ``()``: none.
     irreversible_actions: ClassVar[tuple[str, ...]] = ()
+    #: The renderings this env implements (``format=`` at ``gym.make``; see :data:`FORMATS`). An env lists
+    #: ``"word2world"`` only once it renders Word2World's strings, so asking another env for them is an
+    #: error instead of its own strings under Word2World's name.
+    formats: ClassVar[tuple[str, ...]] = (DEFAULT_FORMAT,)
 
     def prepare_games(self, split: str, indices: list[int], workers: int = 1, progress: bool = True) -> None:
         """Make games ``indices`` of ``split`` ready before play: an env that generates its games generates the
@@ -152,7 +157,7 @@ class TextEnv(gym.Env[str, str]):
         self._check_split(split)
 
     def __init__(self, split: str | None = None, render_mode: str | None = None, format: str = DEFAULT_FORMAT):
-        self.format = check_format(format)
+        self.format = check_format(format, self.formats, type(self).__name__)
         self.split = self._check_split(split or self.splits[0])
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(

@@ -132,7 +132,8 @@ class TwinEnv(TextEnv):
         for name in [k for k in model_kwargs if k in real_params and k not in ("self", "split", "render_mode")]:
             self._real_kwargs[name] = model_kwargs.pop(name)
         # The real env renders the context the model is prompted with (format="word2world": Word2World's).
-        text_format = check_format(self._real_kwargs.get("format", DEFAULT_FORMAT))
+        self.formats = real_cls.formats  # a twin renders what its real env renders
+        text_format = check_format(self._real_kwargs.get("format", DEFAULT_FORMAT), self.formats, real_id)
         if text_format != DEFAULT_FORMAT and model is None:
             raise ValueError(f"format={text_format!r}: the embedded default twin of {real_id} was trained on "
                              f"format {DEFAULT_FORMAT!r}; pass model= a model trained on {text_format!r} strings "

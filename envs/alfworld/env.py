@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from wmgym.envs.alfworld import generator, official
-from wmgym.envs.base import EngineReset, EngineStep, TextEnv, format_init_context
+from wmgym.envs.base import FORMATS, EngineReset, EngineStep, TextEnv, format_init_context
 
 _TASK_RE = re.compile(r"Your task is to: (.*)$", re.S)
 _NUM_RE = re.compile(r"(\d+)")
@@ -109,6 +109,7 @@ class ALFWorldEnv(TextEnv):
     #: ALFWorld's out-of-distribution split (unseen rooms), its usual test set.
     heldout_split = "valid_unseen"
     scripted_agent = "wmgym.agents.scripted.alfworld:ALFWorldAgent"
+    formats = FORMATS  # ours and Word2World's (word2world.py)
     engine_benchmark = "wmgym.benchmarks.engines.alfworld:main"
     #: Tuned for the quickstart budget on 2 CPU cores (docs: default twins). Coverage: expert, noisy experts and
     #: random play on train; expert and noisy expert on the held-out split, as the fidelity benchmark plays them.

@@ -81,7 +81,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from wmgym.envs.base import EngineReset, EngineStep, TextEnv
+from wmgym.envs.base import FORMATS, EngineReset, EngineStep, TextEnv
 from wmgym.envs.sciworld.context import (cached_context, cached_gold, episode_facts, format_context, gather_rooms,
                                          store_context, store_gold)
 from wmgym.envs.sciworld.engine import (AMBIGUOUS_PREFIX, PARSER_REJECTIONS, JVMDiedError, ScienceWorldJVM,
@@ -120,6 +120,7 @@ class SciWorldEnv(TextEnv):
 
     splits = ("train", "dev", "test")
     scripted_agent = "wmgym.agents.scripted.sciworld:SciWorldAgent"
+    formats = FORMATS  # ours and Word2World's (word2world.py)
     engine_benchmark = "wmgym.benchmarks.engines.sciworld:main"
     blocked_commands = frozenset({"reset task"})
 

@@ -42,7 +42,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from wmgym.envs.base import EngineReset, EngineStep, TextEnv, format_init_context
+from wmgym.envs.base import FORMATS, EngineReset, EngineStep, TextEnv, format_init_context
 from wmgym.envs.textworld import context as textworld_context, games as textworld_games
 
 _ART_CHARS = set(" _|\\/$<>")
@@ -126,6 +126,7 @@ class TextWorldEnv(TextEnv):
     score_command: ClassVar[str | None] = "score"
 
     scripted_agent = "wmgym.agents.scripted.textworld:TextWorldAgent"
+    formats = FORMATS  # ours and Word2World's (word2world.py)
     #: Tuned for the quickstart budget on 2 CPU cores (docs: default twins). Coverage: expert, noisy experts and
     #: random play on train; expert and noisy expert on the held-out split, as the fidelity benchmark plays them.
     #: Training: the 0.76M-parameter tiny stack (~11k tokens/s on one core), short turn windows first (curriculum:

@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from wmgym.envs.base import FORMATS, EngineReset, EngineStep, TextEnv  # noqa: F401 - FORMATS: the base's
+from wmgym.envs.base import FORMATS, EngineReset, EngineStep, TextEnv
 from wmgym.envs.webshop import catalog, goals
 from wmgym.envs.webshop.search import PRODUCT_WINDOW, SearchEngine
 from wmgym.envs.webshop.site import BUY_NOW, NEXT_PAGE, PREV_PAGE, BACK_TO_SEARCH, Site, fuzzy_match
@@ -129,6 +129,7 @@ class WebShopEnv(TextEnv):
     invalid_action_text: ClassVar[str] = "Nothing happens."
     heldout_split: ClassVar[str] = "test"
     scripted_agent: ClassVar[str | None] = "wmgym.agents.scripted.webshop:WebShopAgent"
+    formats = FORMATS  # ours and Word2World's (word2world.py)
     #: The generic recipe (coverage: expert, noisy experts and random play on train; expert and noisy expert on
     #: the held-out split; the tiny stack with its curriculum) with two WebShop facts, measured with the tiny
     #: tokenizer on 60 episodes of each policy: results pages are long (~370 tokens; item pages ~130), so chats

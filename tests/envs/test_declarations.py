@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import wmgym
+from wmgym.envs.base import DEFAULT_FORMAT, FORMATS
 from wmgym.envs import (TWIN_PREFIX, TextEnv, env_class, heldout_split, load_entry_point, real_id, registered_ids,
                         twin_id)
 
@@ -72,6 +73,10 @@ def declaration_problems(cls: type) -> list[str]:
     actions = cls.irreversible_actions
     if not (isinstance(actions, tuple) and all(isinstance(a, str) and a.strip() for a in actions)):
         problems.append(f"irreversible_actions must be a tuple of non-empty action strings, got {actions!r}")
+    formats = cls.formats
+    if not (isinstance(formats, tuple) and DEFAULT_FORMAT in formats and set(formats) <= set(FORMATS)):
+        problems.append(f"formats must be a tuple holding {DEFAULT_FORMAT!r} and only names of {list(FORMATS)}, "
+                        f"got {formats!r}")
     hook = getattr(cls, "prepare_games", None)
     if not callable(hook):
         problems.append("prepare_games is not callable")
@@ -95,10 +100,11 @@ def test_a_wrong_declaration_fails_naming_the_piece():
         default_twin = {"train": [("expert", 0)], "sft": {"learning_rate_typo": 1.0}, "max_stepz": 3}
         prepare_games = None
         irreversible_actions = "click[buy now]"  # a string, not a tuple of actions
+        formats = ("word2world",)  # without the default rendering
 
     text = "\n".join(declaration_problems(Broken))
     for piece in ("heldout_split", "scripted_agent", "engine_benchmark", "default_twin[", "learning_rate_typo",
-                  "max_stepz", "prepare_games", "irreversible_actions"):
+                  "max_stepz", "prepare_games", "irreversible_actions", "formats"):
         assert piece in text, f"{piece} not named in:\n{text}"
 
 
@@ -126,3 +132,17 @@ def test_twin_ids_and_entry_points():
     with pytest.raises(ModuleNotFoundError):
         load_entry_point("wmgym.no_such_module:x")
     assert wmgym.envs.heldout_split is heldout_split
+
+
+def test_an_env_refuses_a_format_it_does_not_render():
+    """An env that does not declare Word2World's rendering says so, instead of its own strings under that name."""
+
+    class OwnStringsOnly(TextEnv):
+        def _num_games(self, split: str) -> int:
+            return 1
+
+    assert OwnStringsOnly().format == DEFAULT_FORMAT
+    with pytest.raises(ValueError, match=r"not supported by OwnStringsOnly; choose one of \['wmgym'\]"):
+        OwnStringsOnly(format="word2world")
+    for env_id in REAL_IDS:  # every env of today renders both
+        assert env_class(env_id).formats == FORMATS, env_id
