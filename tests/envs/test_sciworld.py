@@ -13,7 +13,7 @@ import signal
 import gymnasium as gym
 import pytest
 
-from wmgym.envs import sciworld_env
+from wmgym.envs.sciworld import env as sciworld_env
 from wmgym.envs.sciworld.context import cached_context, context_path, doors_of, room_of
 from wmgym.envs.sciworld.engine import JVMDiedError, task_names, variation_splits
 from wmgym.envs.sciworld.env import SciWorldEnv
