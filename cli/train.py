@@ -90,10 +90,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_default(args: argparse.Namespace) -> int:
-    from wmgym.training.default import train_default
+    from wmgym.training.default import summary_text, train_default
 
-    result = train_default(args.env, workers=args.workers, force=args.force, progress=not args.quiet)
-    print(json.dumps(result, indent=2, default=str))
+    meta = train_default(args.env, workers=args.workers, force=args.force, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(meta, indent=2, default=str))
+    else:
+        print(summary_text(meta))
     return 0
 
 
@@ -112,6 +115,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="processes for collection")
     p.add_argument("--force", action="store_true", help="retrain even if the default model exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the whole metadata as JSON instead of a summary")
     p.set_defaults(func=cmd_default)
 
     p = tsub.add_parser("export", help="export trajectories as a LLaMA-Factory dataset (ShareGPT + dataset_info.json)")

@@ -167,6 +167,29 @@ def evaluate_default(model_dir: str | Path, test_path: str | Path, max_length: i
             "em_per_policy": by_policy, "em_per_step": res.per_step}
 
 
+def summary_text(meta: dict[str, Any]) -> str:
+    """A default twin's metadata on one screen: EM overall and per policy, the training run, and where the model
+    and the full metadata (EM per step index, the loss curve) are (``wmgym train default`` prints this)."""
+    env, test, sft = meta["env"], meta.get("test", {}), meta.get("sft", {})
+    model_dir = default_model_dir(env)
+    lines = [f"{env}: default twin at {model_dir} (recipe {meta.get('recipe_key')})"]
+    if test:
+        per_policy = ", ".join(f"{p} {v:.1%}" for p, v in test.get("em_per_policy", {}).items())
+        lines.append(f"  teacher-forced single-step EM {test['em']:.1%} over {test['steps']} steps of "
+                     f"{test['episodes']} held-out episodes ({per_policy}); token accuracy "
+                     f"{test.get('token_accuracy', float('nan')):.1%}")
+    if sft:
+        wall = sft.get("wall_s")
+        lines.append(f"  trained {sft.get('steps')} steps, {sft.get('parameters', 0) / 1e6:.2f}M parameters"
+                     + (f", {wall / 60:.1f} min" if isinstance(wall, (int, float)) else ""))
+    curve = em_curve(meta)
+    if curve:
+        lines.append("  EM during training: " + ", ".join(f"{tokens / 1e6:.1f}M tokens {em:.1%}"
+                                                        for _, tokens, em in curve))
+    lines.append(f"  full metadata (EM per step index, loss curve): {model_dir / 'wmgym.json'}")
+    return "\n".join(lines)
+
+
 def em_curve(meta: dict[str, Any]) -> list[tuple[int, int, float]]:
     """``(step, training tokens seen, held-out EM)`` at each of a default's evaluations during training (on the
     first ``eval_em_episodes`` held-out episodes; the final evaluation is not repeated)."""

@@ -61,6 +61,11 @@ def test_train_default_collects_trains_and_installs_the_twin(mini_recipe, capsys
     assert main(["train", "default", "--env", "TextWorld-v0", "--workers", "1", "--quiet", "--force"]) == 0
     model_dir = default_model_dir("TextWorld-v0")
     meta = json.loads((model_dir / "wmgym.json").read_text())
+    # It ends with a one-screen summary, not the metadata as JSON (EM per step index, the loss curve).
+    summary = capsys.readouterr().out.split(f"TextWorld-v0: default twin at {model_dir}")[-1].splitlines()
+    assert len(summary) <= 6 and not any(line.lstrip().startswith("{") for line in summary)
+    assert f"EM {meta['test']['em']:.1%} over {meta['test']['steps']} steps" in "\n".join(summary)
+    assert str(model_dir / "wmgym.json") in summary[-1]
     assert meta["recipe_key"] == mini_recipe.key() and meta["sft"]["steps"] == 6
     assert 0.0 <= meta["test"]["em"] <= 1.0 and meta["test"]["steps"] > 0
     train_path, test_path = default.data_paths("TextWorld-v0")
