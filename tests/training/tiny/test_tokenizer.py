@@ -6,25 +6,17 @@ import pytest
 
 from wmgym.training import tiny
 
-ALF_LINES = [
-    "- On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.",
-    "- On the toilet 1, you see a soapbar 2, a spraybottle 1, and a toiletpaper 1.",
-    "- The cabinet 1 is closed. In it, you see a tissuebox 1.",
-    "You arrive at countertop 1. On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.",
-    "You pick up the candle 2 from the countertop 1.",
-]
-
 
 def _pieces(tok, text: str) -> list[str]:
     return [tok.decode([i]) for i in tok(text)["input_ids"]]
 
 
-def test_entity_phrases_put_every_listed_item_two_tokens_behind_its_key():
-    tok = tiny.train_tokenizer(ALF_LINES * 3, tiny.get_preset("tiny-phrases"))
+def test_entity_phrases_put_every_listed_item_two_tokens_behind_its_key(alf_lines):
+    tok = tiny.train_tokenizer(alf_lines * 3, tiny.get_preset("tiny-phrases"))
     assert _pieces(tok, "On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.") == [
         "On the", " countertop 1", ", you see a", " candle 2", ", a", " candle 1", ", and a", " soapbar 1", "."]
     # the word preset cuts the same sentence into words: the receptacle is 5 tokens before the first item
-    word_tok = tiny.train_tokenizer(ALF_LINES * 3, tiny.get_preset("tiny"))
+    word_tok = tiny.train_tokenizer(alf_lines * 3, tiny.get_preset("tiny"))
     words = _pieces(word_tok, "On the countertop 1, you see a candle 2")
     assert words[words.index(" candle 2") - 5] == " countertop 1"
     # anything still round-trips, unseen words and entities included

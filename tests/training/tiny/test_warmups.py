@@ -8,14 +8,6 @@ import pytest
 
 from wmgym.training import tiny
 
-ALF_LINES = [
-    "- On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.",
-    "- On the toilet 1, you see a soapbar 2, a spraybottle 1, and a toiletpaper 1.",
-    "- The cabinet 1 is closed. In it, you see a tissuebox 1.",
-    "You arrive at countertop 1. On the countertop 1, you see a candle 2, a candle 1, and a soapbar 1.",
-    "You pick up the candle 2 from the countertop 1.",
-]
-
 
 def test_induction_warmup_teaches_a_fresh_model_to_copy():
     """The phase change happens: copy accuracy on the synthetic task goes from chance to the target."""
@@ -57,7 +49,7 @@ def test_list_copy_task_finds_each_item_by_the_item_two_tokens_back():
     assert all(len(set(seq[:prefix])) == prefix for seq in plain.tolist())
 
 
-def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, capsys):
+def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, capsys, alf_lines):
     """``--induction-warmup``: the warm-up runs once before SFT; a rerun in the same OUT loads its weights."""
     from wmgym.training.sft import SFTConfig, train
     from wmgym.training.trajectories import Episode, Step, TrajectoryWriter
@@ -65,12 +57,12 @@ def test_sft_with_induction_warmup_records_it_and_a_resume_reuses_it(tmp_path, c
     data = tmp_path / "alf.jsonl"
     with TrajectoryWriter(data) as w:
         for i in range(6):
-            steps = [Step(action="go to countertop 1", observation=ALF_LINES[3], reward=0.0, terminated=False,
+            steps = [Step(action="go to countertop 1", observation=alf_lines[3], reward=0.0, terminated=False,
                           truncated=False, action_valid=True),
-                     Step(action="take candle 2 from countertop 1", observation=ALF_LINES[4], reward=0.0,
+                     Step(action="take candle 2 from countertop 1", observation=alf_lines[4], reward=0.0,
                           terminated=False, truncated=False, action_valid=True)]
             w.write(Episode(env_id="ALFWorld-v0", game_id=f"train/{i}", seed=i, split="train", policy="expert",
-                            init_context="\n".join(ALF_LINES[:3]), task="put a candle in cabinet",
+                            init_context="\n".join(alf_lines[:3]), task="put a candle in cabinet",
                             initial_observation="You are in the middle of a room.", steps=steps, won=False, index=i))
     cfg = dict(data=[str(data)], out=str(tmp_path / "run"), preset="tiny-phrases", induction_warmup=5, list_warmup=3,
                recall_warmup=2, recall_mix=0.5, max_steps=2, eval_fraction=0, progress=False, batch_tokens=512,
