@@ -129,7 +129,9 @@ class WebShopAgent(ScriptedAgent):
 
     def _options(self, parts: list[str]) -> str:
         end = next(i for i, p in enumerate(parts) if p.startswith("Price: "))
-        listed = {p.lower() for p in parts[parts.index("< Prev") + 1: end]}
+        # A twin's page may lack parts a real page always has: read the options from whatever precedes the price.
+        start = parts.index("< Prev") + 1 if "< Prev" in parts[:end] else 0
+        listed = {p.lower() for p in parts[start:end]}
         wanted = [v.lower() for v in self.goal["options"].values()]
         if any(v not in listed for v in wanted) and len(self.visited) < _MAX_VISITS:
             return "click[< prev]"  # this product lacks a wanted option value: try the next one

@@ -236,6 +236,23 @@ def test_collection_policies_and_scripted_agent_play(env):
     assert 5 <= won < 20  # it shops, and near-duplicates fool it now and then
 
 
+def test_scripted_agent_reads_any_page_a_twin_may_write(env):
+    """In a twin the agent reads generated pages, which can lack what a real page always has (an item page
+    without '< Prev', results without products, no page at all): it still answers with an action."""
+    from wmgym.agents.factory import make_agent
+
+    agent = make_agent("scripted", "WebShop-v0")
+    obs, info = env.reset(options={"game": 0})
+    agent.reset(obs, info, 0)
+    obs, *_ = env.step(agent.act(obs, info))  # the results page
+    obs, *_ = env.step(agent.act(obs, info))  # an item page
+    assert "< Prev" in obs and "Buy Now" in obs
+    for page in (obs.replace("< Prev [SEP] ", ""), obs.split(" [SEP] Buy Now")[0], "Page 1 (Total results: 0)",
+                 "", "garbled [SEP] Price: $3.00 [SEP] Buy Now"):
+        action = agent.act(page, info)
+        assert isinstance(action, str) and action.startswith(("click[", "search[")), (page, action)
+
+
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize("bad", ["search[]", "search[   ]", "click[nonexistent]", "buy now", "search shampoo",
                                  "click[buy now", "x" * 10_000, "search[" + "x" * 10_000 + "]", "search[café]",
