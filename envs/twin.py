@@ -50,13 +50,13 @@ Registered ids:
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
+from wmgym.envs import env_class
 from wmgym.envs.base import DEFAULT_FORMAT, EngineStep, TextEnv, check_format
 from wmgym.worldmodels.base import WorldModel
 
@@ -65,9 +65,7 @@ _SHARED_MODELS: dict[tuple, WorldModel] = {}
 
 
 def _real_class(real_id: str) -> type[TextEnv]:
-    spec = gym.spec(real_id)
-    module, _, name = str(spec.entry_point).partition(":")
-    cls = getattr(importlib.import_module(module), name)
+    cls = env_class(real_id)
     if not (isinstance(cls, type) and issubclass(cls, TextEnv)):
         raise ValueError(f"{real_id!r} is not a wmgym text env; twins exist only for those")
     return cls
