@@ -89,14 +89,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_envs() -> list[str]:
+    """The real envs ``train default --all`` trains: every registered real id, sorted (an env without a
+    ``default_twin`` declaration trains on the generic recipe, as ``--env`` does)."""
+    import wmgym  # noqa: F401
+    from wmgym.envs import TWIN_PREFIX, registered_ids
+
+    return [e for e in registered_ids() if not e.startswith(TWIN_PREFIX)]
+
+
 def cmd_default(args: argparse.Namespace) -> int:
     from wmgym.training.default import summary_text, train_default
 
-    meta = train_default(args.env, workers=args.workers, force=args.force, progress=not args.quiet)
+    if bool(args.all) == bool(args.env):
+        raise SystemExit("wmgym train default: give one of --env ID or --all")
+    envs = default_envs() if args.all else [args.env]
+    metas = {}
+    for env in envs:
+        metas[env] = train_default(env, workers=args.workers, force=args.force, progress=not args.quiet)
+        if not args.json:
+            print(summary_text(metas[env]))
     if args.json:
-        print(json.dumps(meta, indent=2, default=str))
-    else:
-        print(summary_text(meta))
+        print(json.dumps(metas if args.all else metas[envs[0]], indent=2, default=str))
     return 0
 
 
@@ -111,7 +125,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sft)
 
     p = tsub.add_parser("default", help="train the embedded default twin of a real env (collects data if needed)")
-    p.add_argument("--env", required=True, help="real env id, e.g. TextWorld-v0 or ALFWorld-v0")
+    p.add_argument("--env", default=None, help="real env id, e.g. TextWorld-v0 or ALFWorld-v0")
+    p.add_argument("--all", action="store_true",
+                   help="train the default twin of every real env that declares a default recipe, one after another "
+                        "(those already trained are kept unless --force)")
     p.add_argument("--workers", type=int, default=2, help="processes for collection")
     p.add_argument("--force", action="store_true", help="retrain even if the default model exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

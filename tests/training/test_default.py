@@ -115,3 +115,15 @@ def test_a_new_init_context_wording_means_new_data_and_a_new_twin(monkeypatch):
     assert default.data_paths("TextWorld-v0")[0].parent != paths[0].parent
     monkeypatch.setattr(TextWorldEnv, "context_version", current)
     assert (default.recipe_for("TextWorld-v0").key(), default.data_paths("TextWorld-v0")) == (key, paths)
+
+
+def test_train_default_all_covers_every_real_env_and_needs_one_target():
+    from wmgym.cli import main
+    from wmgym.cli.train import default_envs
+    from wmgym.envs import TWIN_PREFIX, registered_ids
+
+    real = [e for e in registered_ids() if not e.startswith(TWIN_PREFIX)]
+    assert default_envs() == real and {"TextWorld-v0", "ALFWorld-v0", "SciWorld-v0", "WebShop-v0"} <= set(real)
+    for argv in (["train", "default"], ["train", "default", "--all", "--env", "TextWorld-v0"]):
+        with pytest.raises(SystemExit, match="one of --env ID or --all"):
+            main(argv)
