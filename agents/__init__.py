@@ -6,6 +6,8 @@
 - :mod:`wmgym.agents.scripted`: the observation-only scripted agent of each env, found through the env
   class's ``scripted_agent`` entry point;
 - :mod:`wmgym.agents.react`: the ReAct LLM agent;
+- :mod:`wmgym.agents.lm`: the agent chat format (:func:`~wmgym.agents.lm.agent_messages`) and ``lm:DIR``, a
+  trained policy LM that generates its action or scores the admissible commands;
 - :mod:`wmgym.agents.factory`: :func:`make_agent`, one spec grammar for ``wmgym collect --policy`` and
   ``wmgym bench ... --agents``.
 

@@ -10,6 +10,9 @@ spec                    agent                                                   
 ``scripted``            the env's observation-only scripted agent                          no
 ``scripted:EPS``        the scripted agent, a random command with probability EPS          no
 ``react``               an LLM ReAct agent (keyword arguments: ``model``, ``url``, ...)     no
+``lm:DIR[?OPTS]``       a trained policy LM (:class:`~wmgym.agents.lm.LMAgent`), greedy     no
+                        generation; ``?mode=score`` scores the admissible commands;
+                        options ``mode``, ``max_new_tokens``, ``max_turns`` joined by ``&``
 ``SPEC+score:P``        SPEC, typing the env's score command with probability P (0.3)      yes
 ======================  =================================================================  ==========
 
@@ -33,9 +36,11 @@ from wmgym.envs import env_class, load_entry_point, real_id, registered_ids
 
 #: Every spec form :func:`make_agent` accepts.
 AGENT_SPECS = ("expert", "noisy-expert:EPS", "explore", "random", "scripted", "scripted:EPS", "react",
-               "SPEC+score:P")
+               "lm:DIR[?mode=score]", "SPEC+score:P")
 #: The forms that play from observations only (a twin's too).
-OBSERVATION_SPECS = ("random", "scripted", "scripted:EPS", "react")
+OBSERVATION_SPECS = ("random", "scripted", "scripted:EPS", "react", "lm:DIR[?mode=score]")
+#: Options of an ``lm:DIR?OPT=V&...`` spec and their types.
+LM_OPTIONS = {"mode": str, "max_new_tokens": int, "max_turns": int}
 
 
 def scripted_entry_point(env_id: str) -> str | None:
@@ -65,13 +70,17 @@ class AgentSpec:
     """A parsed spec: the base agent ``kind``, its noise ``eps`` and its score-query probability ``score``."""
 
     kind: str
-    """expert | explore | random | scripted | react"""
+    """expert | explore | random | scripted | react | lm"""
     eps: float | None = None
     score: float | None = None
+    arg: str | None = None
+    """``lm``: the model directory and options as written after ``lm:``."""
 
     @property
     def name(self) -> str:
         """The canonical spec, which the agent carries as ``name`` (and collection records as ``policy``)."""
+        if self.kind == "lm":
+            return f"lm:{self.arg}"
         noisy = "noisy-expert" if self.kind == "expert" else self.kind  # the expert's noisy name predates the rest
         base = self.kind if self.eps is None else f"{noisy}:{self.eps:g}"
         return base if self.score is None else f"{base}+score:{self.score:g}"
@@ -98,6 +107,9 @@ def parse_spec(spec: str, *, privileged: bool = False) -> AgentSpec:
         ValueError: naming the bad spec and the valid ones; or, without ``privileged``, saying which specs
             play from observations only.
     """
+    if spec.startswith("lm:"):  # a path may hold '+' or ':', so the rest is the lm's own
+        lm_options(spec)
+        return AgentSpec("lm", arg=spec[len("lm:"):])
     base, plus, suffix = spec.partition("+")
     score = None
     if plus:
@@ -123,6 +135,28 @@ def parse_spec(spec: str, *, privileged: bool = False) -> AgentSpec:
     return parsed
 
 
+def lm_options(spec: str) -> tuple[str, dict[str, Any]]:
+    """The model directory and the :class:`~wmgym.agents.lm.LMAgent` options of an ``lm:DIR[?OPT=V&...]`` spec."""
+    path, _, query = spec[len("lm:"):].partition("?")
+    if not path:
+        raise ValueError(f"bad agent {spec!r}: give the model directory, e.g. lm:runs/agent or lm:runs/agent?mode=score")
+    options: dict[str, Any] = {}
+    for part in filter(None, query.split("&")):
+        key, eq, value = part.partition("=")
+        if not eq or key not in LM_OPTIONS:
+            raise ValueError(f"bad option {part!r} in agent {spec!r}; valid options: "
+                             f"{[k + '=...' for k in LM_OPTIONS]}")
+        try:
+            options[key] = LM_OPTIONS[key](value)
+        except ValueError:
+            raise ValueError(f"bad agent {spec!r}: {key} must be an integer, got {value!r}") from None
+    from wmgym.agents.lm import MODES
+
+    if options.get("mode", "generate") not in MODES:
+        raise ValueError(f"bad agent {spec!r}: unknown mode {options['mode']!r}; valid modes: {list(MODES)}")
+    return path, options
+
+
 def make_agent(spec: str, env_id: str, *, privileged: bool = False, **react_kwargs: Any) -> Agent:
     """Build the agent ``spec`` names (see the module docstring) for ``env_id``.
 
@@ -143,6 +177,11 @@ def make_agent(spec: str, env_id: str, *, privileged: bool = False, **react_kwar
         agent = RandomAgent(privileged=privileged)
     elif parsed.kind == "scripted":
         agent = scripted_agent(env_id)
+    elif parsed.kind == "lm":
+        from wmgym.agents.lm import LMAgent
+
+        path, options = lm_options(spec)
+        agent = LMAgent(path, name=parsed.name, **options)
     else:
         from wmgym.agents.react import ReActAgent
 
