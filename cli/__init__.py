@@ -17,6 +17,7 @@ import sys
 COMMAND_MODULES = [
     "wmgym.cli.envs",
     "wmgym.cli.collect",
+    "wmgym.cli.synth",
     "wmgym.cli.show",
     "wmgym.cli.train",
     "wmgym.cli.models",

@@ -9,6 +9,8 @@ def format_episode(ep) -> str:
     """A human-readable transcript of one episode."""
     lines = [f"# {ep.env_id} {ep.game_id} (split={ep.split}, policy={ep.policy}, seed={ep.seed})",
              f"Task: {ep.task}", "", ep.initial_observation]
+    if ep.synthetic:  # played in a twin (wmgym synth)
+        lines.insert(1, f"(synthetic: played in the twin, world model {ep.world_model})")
     for i, s in enumerate(ep.steps, 1):
         lines += ["", f"[{i}] > {s.action}", s.observation]
     total = sum(s.reward for s in ep.steps)

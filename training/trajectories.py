@@ -6,7 +6,9 @@ reward, terminated, truncated), whether it was won and the ``format`` its
 strings follow (``"wmgym"`` or ``"word2world"``; lines written before the field
 existed read as ``"wmgym"``, the only format there was). A twin learns the
 format it is trained on, so training refuses files that mix formats
-(:func:`check_formats`).
+(:func:`check_formats`). Episodes played in a twin (``wmgym synth``) also
+carry ``synthetic: true`` and the twin's ``world_model``; real episodes' lines
+leave both out.
 
 Writing appends each whole line with a single ``os.write`` on an ``O_APPEND``
 descriptor and fsyncs it, so concurrent writers never interleave and a crash
@@ -56,9 +58,16 @@ class Episode:
     version: int = SCHEMA_VERSION
     #: The env's ``format`` (``info["format"]``): which rendering the init_context and observations follow.
     format: str = DEFAULT_FORMAT
+    #: Played in a twin (``wmgym synth``): the observations are the world model's, not a real engine's.
+    synthetic: bool = False
+    #: The twin's world model (its directory or name) when ``synthetic``.
+    world_model: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+        data = dataclasses.asdict(self)
+        if not self.synthetic:  # real episodes' lines stay as they always were
+            del data["synthetic"], data["world_model"]
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Episode:
@@ -77,6 +86,10 @@ class Episode:
         for key in ("env_id", "game_id", "split", "policy", "init_context", "task", "initial_observation"):
             if not isinstance(data[key], str):
                 raise ValueError(f"episode key {key!r} must be a string, got {type(data[key]).__name__}")
+        if not isinstance(data.get("synthetic", False), bool):
+            raise ValueError(f"episode key 'synthetic' must be true or false, got {data['synthetic']!r}")
+        if not isinstance(data.get("world_model") or "", str):
+            raise ValueError(f"episode key 'world_model' must be a string, got {type(data['world_model']).__name__}")
         if data.get("format", DEFAULT_FORMAT) not in FORMATS:
             raise ValueError(f"episode key 'format' is {data['format']!r}; valid formats: {list(FORMATS)}")
         raw_steps = data.get("steps", [])
