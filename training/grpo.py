@@ -44,7 +44,7 @@ How one GRPO step maps onto TRL (the reasoning behind the layout):
   made once and reused; a twin's envs share one loaded world model.
 - **vLLM** (``--vllm``, GPU): ``GRPOConfig(use_vllm=True, vllm_mode=--vllm-mode)``; TRL syncs the weights before
   each rollout and the rollout generates through ``trainer.vllm_generation`` (``max_completion_length`` set to
-  ``--max-new-tokens`` for each call). Not exercised on this CPU machine: the flag is plumbed through and the
+  ``--max-new-tokens`` for each call, ``stop_token_ids`` the reply's end tokens). Not exercised on this CPU machine: the flag is plumbed through and the
   call follows TRL 1.16's ``VLLMGeneration.generate``; in ``server`` mode with several processes each process must
   call it as often as the others, which episodes of different lengths do not guarantee, so use ``colocate``.
 - **Checkpoints** every ``--save-steps`` (safetensors, optimizer, RNG, the sampler's place); a run restarted with
@@ -597,8 +597,9 @@ def load_policy(cfg: AgentGRPOConfig) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def grpo_args(cfg: AgentGRPOConfig, use_bf16: bool) -> Any:
-    """TRL's ``GRPOConfig`` for this run: one generation batch of group x games episodes per optimizer step."""
+def grpo_args(cfg: AgentGRPOConfig, use_bf16: bool, end_ids: list[int] | None = None) -> Any:
+    """TRL's ``GRPOConfig`` for this run: one generation batch of group x games episodes per optimizer step
+    (``end_ids``: the tokens that end a reply, where vLLM is to stop)."""
     import torch
     from trl import GRPOConfig
 
@@ -608,8 +609,9 @@ def grpo_args(cfg: AgentGRPOConfig, use_bf16: bool) -> Any:
     # Off: the policies trained here are small; transformers 5 renamed the flag (the old name warns).
     checkpointing = {("activation_checkpointing" if "activation_checkpointing" in GRPOConfig.__dataclass_fields__
                       else "gradient_checkpointing"): False}
+    vllm_stop = {"generation_kwargs": {"stop_token_ids": list(end_ids)}} if cfg.vllm and end_ids else {}
     return GRPOConfig(
-        output_dir=cfg.out, max_steps=cfg.steps, per_device_train_batch_size=micro,
+        **vllm_stop, output_dir=cfg.out, max_steps=cfg.steps, per_device_train_batch_size=micro,
         gradient_accumulation_steps=batch // micro, num_generations=cfg.group, learning_rate=cfg.lr,
         lr_scheduler_type="constant_with_warmup" if cfg.warmup else "constant",
         warmup_steps=int(cfg.warmup * cfg.steps), beta=cfg.beta, temperature=cfg.temperature,
@@ -652,7 +654,7 @@ def train(cfg: AgentGRPOConfig) -> dict[str, Any]:
     curve.write()
 
     use_bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward_function(cfg.reward)], args=grpo_args(cfg, use_bf16),
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward_function(cfg.reward)], args=grpo_args(cfg, use_bf16, rollout.fmt.end_ids),
                           train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout,
                           callbacks=[curve_callback(curve, rollout)])
     if resume:

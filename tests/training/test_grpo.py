@@ -239,3 +239,32 @@ def test_grpo_learns_the_rewarded_action(choice_env, tmp_path):
     assert summary["steps"] == 20 and len(rewards) == 20
     assert after > max(0.8, before + 0.3), (before, after)
     assert sum(rewards[-5:]) / 5 > sum(rewards[:3]) / 3, rewards
+
+
+def test_lora_run_saves_a_merged_model_and_vllm_plumbs_through(choice_env, random_policy, tmp_path):
+    """--lora trains adapters and saves them merged (a plain HF directory lm:DIR loads); --vllm reaches TRL's
+    config with the reply's end tokens as vLLM's stop tokens (vLLM itself needs a GPU: not run here)."""
+    from wmgym.training.grpo import AgentGRPOConfig, ChatFormat, grpo_args, train
+
+    cfg = AgentGRPOConfig(env=choice_env, model=str(random_policy), out=str(tmp_path / "lora"), steps=1, group=2,
+                          games_per_step=1, max_steps=1, max_new_tokens=3, max_tokens=256, lora=True, lora_r=4,
+                          progress=False)
+    assert cfg.lr == 1e-4
+    summary = train(cfg)
+    assert summary["steps"] == 1 and summary["lora"]
+    assert (tmp_path / "lora" / "model.safetensors").exists()
+    assert not (tmp_path / "lora" / "adapter_config.json").exists()
+    from wmgym.agents.lm import LMAgent
+
+    agent = LMAgent(tmp_path / "lora", max_new_tokens=3)
+    agent.reset("Room 0. Say yes or no.", {}, seed=0)
+    assert isinstance(agent.act("Room 0. Say yes or no.", {}), str)
+
+    _, tok = _load(random_policy)
+    end_ids = ChatFormat(tok).end_ids
+    vcfg = AgentGRPOConfig(env=choice_env, model=str(random_policy), out=str(tmp_path / "v"), vllm=True,
+                           vllm_mode="server")
+    args = grpo_args(vcfg, False, end_ids)
+    assert args.use_vllm and args.vllm_mode == "server" and args.generation_kwargs == {"stop_token_ids": end_ids}
+    assert args.num_generations == 4 and args.per_device_train_batch_size * args.gradient_accumulation_steps == 8
+    assert not grpo_args(cfg, False, end_ids).use_vllm
