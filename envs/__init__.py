@@ -47,6 +47,12 @@ def register_envs() -> None:
     _register("WebShop-v0", "wmgym.envs.webshop.env:WebShopEnv", 15,
               "WebShop's text shopping site (BM25 search, purchase reward) over a generated 1,200-product catalog "
               "or the official files; ~3,500 train / 200 test goals")
+    for domain, about in (("retail", "orders, exchanges, returns; 74 train / 40 test tasks"),
+                          ("airline", "bookings, changes, cancellations; 30 train / 20 test tasks"),
+                          ("telecom", "phone troubleshooting from a ticket, solo mode; 74 train / 40 test tasks")):
+        _register(f"Tau2-{domain.capitalize()}-v0", "wmgym.envs.tau2.env:Tau2Env", 30,
+                  f"tau2-bench's {domain} domain (its tools, database and evaluator; one JSON tool call a step): "
+                  f"{about}; needs the tools install (docs/tool-envs.md)", domain=domain)
 
     # Twins: WM-<id> beside every real id registered above. Keep this loop LAST in this function.
     for real in [i for i in ENV_DESCRIPTIONS if not i.startswith(TWIN_PREFIX)]:

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from wmgym.envs.spaces import MAX_ACTION_LENGTH, action_space, observation_space
+from wmgym.envs.spaces import MAX_ACTION_LENGTH, ProseText, action_space, observation_space
 
 #: Renderings an env offers (``format=`` at ``gym.make``): wmgym's own (the default) and Word2World's.
 FORMATS = ("wmgym", "word2world")
@@ -118,6 +118,8 @@ class TextEnv(gym.Env[str, str]):
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
     #: The answer to a malformed action (empty, overlong, blocked meta-command).
     invalid_action_text: ClassVar[str] = "Nothing happens."
+    #: Longest action accepted; longer ones are malformed (tool envs take JSON calls longer than a command).
+    max_action_length: ClassVar[int] = MAX_ACTION_LENGTH
     #: Commands refused as malformed (engine meta-commands such as ``quit``).
     blocked_commands: ClassVar[frozenset[str]] = frozenset()
     #: Version of the ``init_context`` wording: bumped when it changes, so cached trajectories and
@@ -165,7 +167,8 @@ class TextEnv(gym.Env[str, str]):
             )
         self.render_mode = render_mode
         self.observation_space = observation_space()
-        self.action_space = action_space()
+        self.action_space = action_space() if self.max_action_length == MAX_ACTION_LENGTH else \
+            ProseText(self.max_action_length)
         self._started = False
         self._done = False
         self._info: dict[str, Any] = {}
@@ -255,7 +258,7 @@ class TextEnv(gym.Env[str, str]):
 
     def _malformed(self, action: str) -> bool:
         text = action.strip()
-        return not text or len(action) > MAX_ACTION_LENGTH or text.lower() in self.blocked_commands
+        return not text or len(action) > self.max_action_length or text.lower() in self.blocked_commands
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if not isinstance(action, str):

@@ -122,6 +122,7 @@ class TwinEnv(TextEnv):
         self.splits = real_cls.splits
         self.invalid_action_text = real_cls.invalid_action_text
         self.blocked_commands = real_cls.blocked_commands
+        self.max_action_length = real_cls.max_action_length
         self.context_version = real_cls.context_version
         self._real_cls = real_cls
         self.real_id = real_id

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import gymnasium as gym
 import pytest
 
@@ -12,7 +14,14 @@ import wmgym
 JAVA_REAL_IDS = {"SciWorld-v0"}
 
 
+#: Real-id prefixes of the tool envs and the package each needs (installed --no-deps: docs/tool-envs.md).
+TOOL_PACKAGES = {"Tau2-": "tau2"}
+
+
 def _param(env_id: str, real_id: str):
+    for prefix, package in TOOL_PACKAGES.items():
+        if real_id.startswith(prefix) and importlib.util.find_spec(package) is None:
+            return pytest.param(env_id, marks=pytest.mark.skip(reason=f"{package} is not installed"))
     return pytest.param(env_id, marks=pytest.mark.java) if real_id in JAVA_REAL_IDS else env_id
 
 
