@@ -120,6 +120,9 @@ class RWMLConfig:
     """Best pre-pass similarity under which a transition may be unpredictable."""
     agreement: float = 0.8
     """Mean pairwise similarity of the pre-pass samples under which they disagree."""
+    prepass_only: bool = False
+    """Only run the pre-pass: measure and save the effective-group share and the filters' shares (in
+    OUT/rwml_summary.json), train nothing. Worth doing before spending compute on an env."""
     save_steps: int = 50
     """Checkpoint every this many steps."""
     logging_steps: int = 1
@@ -466,6 +469,8 @@ def train(cfg: RWMLConfig, *, model: Any = None, tokenizer: Any = None,
     # 2. pre-pass and filters
     fstats: dict[str, Any] = {}
     kept = transitions
+    if cfg.prepass_only and not cfg.filter_samples:
+        raise ValueError("--prepass-only needs --filter-samples >= 2")
     if cfg.filter_samples:
         cache = out / "prepass.json"
         key = _config_hash(cfg, {"completion_len": completion_len, "max_prompt": max_prompt})
@@ -488,6 +493,12 @@ def train(cfg: RWMLConfig, *, model: Any = None, tokenizer: Any = None,
               f"{100 * fstats['too_easy_share']:.1f}%, unpredictable {100 * fstats['unpredictable_share']:.1f}%; "
               f"kept {len(kept)} of {len(transitions)} (effective among kept "
               f"{100 * fstats['effective_share_of_kept']:.1f}%)", flush=True)
+        if cfg.prepass_only:
+            summary = {"model": cfg.model, "reward": cfg.reward, "threshold": cfg.threshold,
+                       "embedder": cfg.embedder, "prepass_only": True, "max_completion_length": completion_len,
+                       "max_prompt_length": max_prompt, **tstats, **fstats, "config": dataclasses.asdict(cfg)}
+            (out / "rwml_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            return summary
         if not kept:
             raise ValueError("the filters dropped every transition (all too easy or unpredictable for the starting "
                              "model); use --no-filter-easy / --no-filter-unpredictable or other data")

@@ -154,3 +154,24 @@ def test_a_tiny_model_raises_its_reward_with_rwml(tiny_model_dir, tmp_path):
     first, last = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
     assert last > first + 0.05, rewards  # measured: 0.134 -> 0.240
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+
+
+def test_prepass_only_measures_the_effective_share_and_is_cached(tiny_model_dir, tmp_path, capsys):
+    from wmgym.cli import main
+
+    data = tmp_path / "nothing.jsonl"
+    with TrajectoryWriter(data) as w:
+        for ep in _episodes(2, steps=2):
+            w.write(ep)
+    args = ["train", "rwml", "--data", str(data), "--model", str(tiny_model_dir), "--out", str(tmp_path / "run"),
+            "--prepass-only", "--filter-samples", "3", "--max-completion-length", "6", "--no-progress"]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "run" / "rwml_summary.json").read_text())
+    assert summary["prepass_transitions"] == 4 and summary["prepass_samples"] == 3
+    for share in ("effective_share_before", "too_easy_share", "unpredictable_share"):
+        assert 0.0 <= summary[share] <= 1.0
+    samples = json.loads((tmp_path / "run" / "prepass.json").read_text())["samples"]
+    assert len(samples) == 4 and all(len(s) == 3 for s in samples)
+    assert "effective groups" in capsys.readouterr().out
+    assert main(args) == 0  # a second run (or a resumed one) reuses the pre-pass samples
+    assert "reusing" in capsys.readouterr().out
