@@ -37,20 +37,45 @@ def test_alfworld_task_parsing():
         ["bed 1", "drawer 2", "shelf 1"]
 
 
-@pytest.mark.slow
-@pytest.mark.java
-def test_sciworld_agent_solves_find_tasks():
-    import gymnasium as gym
-
-    from wmgym.agents import make_agent, play
-    from wmgym.agents.scripted.sciworld import parse_find_task
+def test_sciworld_agent_reads_its_observations():
+    from wmgym.agents.scripted.sciworld import (animal_of, choose_referent, parse_find_task, percent_down,
+                                                temperature)
 
     assert parse_find_task("Your task is to find a(n) animal. First, focus on the thing. Then, move it to the green "
                            "box in the bedroom.") == {"kind": "animal", "box": "green box", "room": "bedroom"}
-    env = gym.make("SciWorld-v0", split="test")
+    assert percent_down("an inclined plane with a glass surface, with: a steel block approximately 79% down the "
+                        "plane") == 79.0
+    assert percent_down("an inclined plane with a glass surface, with: a steel block at the bottom of the plane") == 100
+    assert temperature("the thermometer measures a temperature of 23 degrees celsius") == 23.0
+    assert animal_of("baby baby mouse") == "mouse" and animal_of("egg giant tortoise") == "giant tortoise"
+    prompt = ("Ambiguous request: Please enter the number for the action you intended (or blank to cancel):\n"
+              "0:\tpick up metal pot (in cupboard, in kitchen)\n1:\tpick up metal pot (in inventory, in agent, in "
+              "kitchen)\n")
+    assert choose_referent("pick up metal pot", prompt) == "0"
+    prompt = ("Ambiguous request: Please enter the number for the action you intended (or blank to cancel):\n"
+              "0:\tpour glass cup (in table, in kitchen) in metal pot (in inventory, in agent, in kitchen)\n"
+              "1:\tpour glass cup (in inventory, in agent, in kitchen) in metal pot (in inventory, in agent, in "
+              "kitchen)\n")
+    assert choose_referent("pour glass cup into metal pot", prompt) == "1"
+
+
+@pytest.mark.slow
+@pytest.mark.java
+def test_sciworld_agent_wins_one_game_of_several_families():
+    """One test game each of find, inclined planes, conductivity and melting point: the procedures read the task
+    and the observations and win in the real env."""
+    import gymnasium as gym
+
+    from wmgym.agents import make_agent, play
+
+    env = gym.make("SciWorld-v0", split="test", admissible_commands=False)
     try:
-        out = play(env, make_agent("scripted", "SciWorld-v0"), seed=0, options={"game": "test/find-non-living-thing/225"})
-        assert out["won"], out["actions"]
-        assert out["actions"][-1].endswith("to orange box")
+        for game, last in (("test/find-non-living-thing/225", "to orange box"),
+                           ("test/inclined-plane-friction-named-surfaces/1123", "focus on inclined plane"),
+                           ("test/test-conductivity-of-unknown-substances/496", "box"),
+                           ("test/measure-melting-point-known-substance/337", "focus on orange box")):
+            out = play(env, make_agent("scripted", "SciWorld-v0"), seed=0, options={"game": game})
+            assert out["won"], (game, out["actions"])
+            assert last in out["actions"][-1], (game, out["actions"])
     finally:
         env.close()
