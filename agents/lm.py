@@ -49,6 +49,9 @@ AGENT_SYSTEM = "You are an agent in a text game. Reply with one action."
 MODES = ("generate", "score")
 #: Longest action kept from a generated reply (characters).
 MAX_ACTION_CHARS = 200
+#: Models loaded in this process, by (path, weights' mtime, device, trust_remote_code): agents of one model share
+#: the weights.
+_LOADED: dict[tuple[str, int, str, bool], tuple[Any, Any]] = {}
 
 
 def agent_messages(observations: list[str], actions: list[str], max_turns: int | None = None) -> list[dict[str, str]]:
@@ -133,13 +136,19 @@ class LMAgent:
         self.max_turns = trained_max_turns(path) if max_turns is None else max_turns
         self.name = name or (f"lm:{self.path}" + ("?mode=score" if mode == "score" else ""))
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
-        if self.tokenizer.chat_template is None:
-            raise ValueError(f"lm agent model {self.path} has no chat template; train one with `wmgym train agent` "
-                             "or use an instruct/chat model")
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, use_safetensors=True, dtype=torch.float32,
-                                                          trust_remote_code=trust_remote_code).to(self.device)
-        self.model.eval()
+        local = Path(self.path)
+        # The weights' times are in the key: a directory trained again in this process is loaded again.
+        stamp = max((f.stat().st_mtime_ns for f in local.glob("*.safetensors")), default=0) if local.is_dir() else 0
+        key = (str(local.resolve()) if local.exists() else self.path, stamp, self.device, trust_remote_code)
+        if key not in _LOADED:  # collection and benchmarks build an agent per episode: load the weights once
+            tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+            if tokenizer.chat_template is None:
+                raise ValueError(f"lm agent model {self.path} has no chat template; train one with `wmgym train "
+                                 "agent` or use an instruct/chat model")
+            model = AutoModelForCausalLM.from_pretrained(self.path, use_safetensors=True, dtype=torch.float32,
+                                                         trust_remote_code=trust_remote_code).to(self.device)
+            _LOADED[key] = (tokenizer, model.eval())
+        self.tokenizer, self.model = _LOADED[key]
         end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         unk = getattr(self.tokenizer, "unk_token_id", None)
         self.end_ids = sorted({i for i in (end, self.tokenizer.eos_token_id) if isinstance(i, int) and i != unk})

@@ -111,3 +111,14 @@ def test_score_mode_generates_where_the_env_lists_no_commands(agent_dir):
     agent.reset("You are in the middle of a room.", {"admissible_commands": []}, 0)
     assert isinstance(agent.act("You are in the middle of a room.", {"admissible_commands": []}), str)
     assert agent.choices == ["generate"]
+
+
+def test_agents_of_one_model_share_the_weights_until_the_directory_is_saved_again(agent_dir):
+    import os
+
+    a, b = LMAgent(agent_dir), LMAgent(agent_dir, mode="score")
+    assert a.model is b.model
+    weights = next(agent_dir.glob("*.safetensors"))
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # as a new save would
+    assert LMAgent(agent_dir).model is not a.model
