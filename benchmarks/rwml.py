@@ -33,6 +33,7 @@ from typing import Any
 
 from wmgym.benchmarks import metrics
 from wmgym.benchmarks.common import BenchmarkRun, add_common_args, fmt, md_table, set_torch_threads
+from wmgym.training.rewards import StateReward
 
 #: The arms compared: label -> reward kind of the GRPO run (None: the SFT model untouched).
 ARMS: dict[str, str | None] = {"sft": None, "sft+rwml": "binary", "sft+grpo-em": "em"}
@@ -89,8 +90,10 @@ def _twin_files(env: str, cfg: RWMLBenchConfig) -> tuple[str, list[str], list[st
     return model, train, held
 
 
-def score(model: Any, tokenizer: Any, transitions: list, embed: Any, max_new_tokens: int) -> dict[str, Any]:
-    """Greedy next-state predictions of ``transitions``: EM, token F1 and embedding similarity (means), and a
+def score(model: Any, tokenizer: Any, transitions: list, embed: Any, max_new_tokens: int,
+          threshold: float = 0.1) -> dict[str, Any]:
+    """Greedy next-state predictions of ``transitions``: EM, token F1 and embedding similarity (means), how many
+    wrong predictions RWML's binary reward at ``threshold`` would still score 1 (``wrong_but_rewarded``), and a
     few mismatches."""
     from wmgym.training.rwml import sample
 
@@ -100,8 +103,11 @@ def score(model: Any, tokenizer: Any, transitions: list, embed: Any, max_new_tok
     ems = [metrics.exact_match(p, g) for p, g in zip(preds, golds)]
     f1s = [metrics.token_f1(p, g) for p, g in zip(preds, golds)]
     sims = embed.similarities(preds, golds)
+    wrong = [(p, g) for p, g, ok in zip(preds, golds, ems) if not ok]
+    rewarded = StateReward("binary", threshold)([p for p, _ in wrong], [g for _, g in wrong]) if wrong else []
     return {"em": metrics.mean([float(x) for x in ems]), "f1": metrics.mean(f1s), "similarity": metrics.mean(sims),
-            "transitions": len(transitions), "exact": sum(ems), "seconds": round(time.perf_counter() - t0, 1),
+            "transitions": len(transitions), "exact": sum(ems), "wrong": len(wrong),
+            "wrong_but_rewarded": int(sum(rewarded)), "seconds": round(time.perf_counter() - t0, 1),
             "mismatches": [{"action": tr.action, "gold": g, "predicted": p}
                            for tr, p, g, ok in zip(transitions, preds, golds, ems) if not ok][:3]}
 
@@ -110,7 +116,6 @@ def run_env(env: str, cfg: RWMLBenchConfig, work: Path) -> dict[str, Any]:
     """The three arms of one env (see module docstring)."""
     from transformers import AutoModelForCausalLM
 
-    from wmgym.training.rewards import StateReward
     from wmgym.training.rwml import (RWMLConfig, completion_budget, load_model, load_transitions, sample,
                                      train)
 
@@ -147,7 +152,7 @@ def run_env(env: str, cfg: RWMLBenchConfig, work: Path) -> dict[str, Any]:
             run_cfg = dataclasses.replace(base, reward=kind, out=str(work / env / arm))
             summary = train(run_cfg, prepass_samples=samples)
             trained = AutoModelForCausalLM.from_pretrained(run_cfg.out, use_safetensors=True)
-        res = score(trained, tokenizer, eval_trs, embed, completion_len)
+        res = score(trained, tokenizer, eval_trs, embed, completion_len, cfg.threshold)
         if summary is not None:
             res["training"] = {k: v for k, v in summary.items() if k not in ("config",)}
         out["arms"][arm] = res
@@ -176,7 +181,7 @@ def markdown(results: dict[str, Any], cfg: RWMLBenchConfig) -> str:
     for env, r in results["envs"].items():
         for arm, a in r["arms"].items():
             rows.append([env, arm, fmt(a["em"], percent=True), fmt(a["f1"], 3), fmt(a["similarity"], 3),
-                         a["transitions"]])
+                         f"{a.get('wrong_but_rewarded', '?')}/{a.get('wrong', '?')}", a["transitions"]])
             t = a.get("training")
             if t:
                 train_rows.append([env, arm, t["steps"], t["completions_sampled"], t.get("kept"),
@@ -188,7 +193,8 @@ def markdown(results: dict[str, Any], cfg: RWMLBenchConfig) -> str:
              f"untouched and after {cfg.steps} GRPO steps ({cfg.prompts_per_step} prompts x {cfg.num_generations} "
              f"samples) with RWML's binarised embedding reward (cosine distance <= {cfg.threshold}, "
              f"all-MiniLM-L6-v2) or an exact-match reward; KL beta {cfg.beta}.", "",
-             md_table(["env", "model", "EM (%)", "token F1", "embedding similarity", "held-out transitions"], rows),
+             md_table(["env", "model", "EM (%)", "token F1", "embedding similarity",
+                       "wrong predictions the binary reward scores 1", "held-out transitions"], rows),
              "", "### Training", "",
              "Effective groups: GRPO groups whose rewards are not all equal (the only ones with a gradient); "
              "'before' is measured on the pre-pass samples of the SFT model over all training transitions, "

@@ -78,8 +78,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     lines = "\n".join(f"  {name:<12} {desc}" for name, (_, desc) in BENCHMARKS.items())
-    p = sub.add_parser("bench", help="run a benchmark (fidelity, consistency, scaling, throughput, latency, verifier, rwml, "
-                                     "engine, report)",
+    p = sub.add_parser("bench", help="run a benchmark (fidelity, consistency, scaling, throughput, latency, verifier, "
+                                     "rwml, engine, report)",
                        description=f"benchmarks:\n{lines}\n\n`wmgym bench NAME --help` lists a benchmark's flags.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(BENCHMARKS), metavar="NAME", help="benchmark to run")
