@@ -110,7 +110,17 @@ def score_episodes(wm: Any, episodes: list, *, batch: int = 8, max_steps: int | 
 
 
 def action_kind(action: str) -> str:
-    """The command verb of an action ("go to desk 1" -> "go"): what a per-action breakdown groups by."""
+    """The command verb of an action ("go to desk 1" -> "go"; a JSON tool call: its tool name): what a
+    per-action breakdown groups by."""
+    if action.lstrip().startswith("{"):
+        import json
+
+        try:
+            call = json.loads(action)
+        except json.JSONDecodeError:
+            call = None
+        if isinstance(call, dict):
+            return str(call.get("name") or call.get("api_name") or ("message" if "message" in call else "{...}"))
     words = action.split()
     return words[0].lower() if words else "(empty)"
 
@@ -123,9 +133,17 @@ def summarise(scores: list[StepScore]) -> dict[str, Any]:
     steps that must look an object list up in the initial state ("go", "open").
     """
     def block(rows: list[StepScore]) -> dict[str, Any]:
-        return {"em": metrics.mean([float(r.em) for r in rows]), "f1": metrics.mean([r.f1 for r in rows]),
-                "steps": len(rows), "exact": sum(r.em for r in rows),
-                "parse_errors": sum(r.parse_error is not None for r in rows)}
+        out = {"em": metrics.mean([float(r.em) for r in rows]), "f1": metrics.mean([r.f1 for r in rows]),
+               "steps": len(rows), "exact": sum(r.em for r in rows),
+               "parse_errors": sum(r.parse_error is not None for r in rows)}
+        fields = [f for f in (metrics.json_fields(r.prediction, r.gold) for r in rows) if f is not None]
+        if fields:  # JSON answers (tool envs): does the prediction parse, which keys match
+            out["json"] = {"steps": len(fields), "parses": metrics.mean([float(f["parses"]) for f in fields]),
+                           "keys": metrics.mean([f["keys"] for f in fields]),
+                           "per_key": {k: metrics.mean([float(k in f["matched"]) for f in fields
+                                                        if k in f["gold_keys"]])
+                                       for k in sorted({k for f in fields for k in f["gold_keys"]})}}
+        return out
 
     def with_differences(rows: list[StepScore]) -> dict[str, Any]:
         return {**block(rows), "first_differences": first_differences(rows)}
@@ -227,6 +245,13 @@ def _markdown(results: dict[str, Any], mismatches: dict[str, list[StepScore]], f
              "on gold test-split episodes.", "",
              md_table(["env", "EM (%)", "token F1", "steps", "episodes", "parse errors", "published 7B EM (%)",
                        "model"], rows), ""]
+    json_rows = [[env, s["json"]["steps"], f"{100 * s['json']['parses']:.1f}", f"{s['json']['keys']:.3f}",
+                  ", ".join(f"{k} {100 * v:.1f}%" for k, v in s["json"]["per_key"].items())]
+                 for env, s in results["envs"].items() if "json" in s]
+    if json_rows:
+        parts += ["JSON answers (tool envs): the share of predictions that parse as a JSON object and of the gold "
+                  "answer's keys whose values they match.", "",
+                  md_table(["env", "JSON steps", "parses (%)", "keys matched", "per key"], json_rows), ""]
     for env, s in results["envs"].items():
         prow = [[p, f"{100 * v['em']:.2f}", f"{v['f1']:.3f}", v["steps"]] for p, v in s["per_policy"].items()]
         parts += [f"### {env} by gold policy", "", md_table(["policy", "EM (%)", "token F1", "steps"], prow), ""]

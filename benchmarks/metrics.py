@@ -8,6 +8,7 @@
 - :func:`first_difference`: where a wrong prediction leaves the gold text (word
   index, gold word, predicted word), so a report can say *what* a twin gets
   wrong ("the room after '-='", "a score line or the end") and not only how often.
+- :func:`json_fields`: for JSON answers (the tool envs), whether the prediction parses and which keys match.
 - :func:`success_rate`: a rate with its counts (``wins/n``), never a bare float.
 - :func:`consistency_ratio`: CR = W2R / Real. With Real = 0 the ratio is
   undefined: it is ``None`` and :func:`cr_note` says why.
@@ -37,6 +38,29 @@ def exact_match(prediction: str, gold: str) -> bool:
 def gold_text(observation: str, won: bool) -> str:
     """The assistant text a perfect twin writes for a step (the marker on a winning step)."""
     return target_text(observation, won)
+
+
+def json_fields(prediction: str, gold: str) -> dict | None:
+    """For a gold answer that is a JSON object (tool envs: ``{"error": ..., "response": ...}``), whether the
+    prediction parses as one and which of the gold's top-level keys it gets right: ``{"parses", "keys",
+    "matched", "gold_keys"}`` (``keys``: the share of gold keys whose values the prediction equals). ``None`` for other gold
+    texts. The success marker is taken off both first."""
+    import json
+
+    def load(text: str):
+        try:
+            value = json.loads(text.replace(SUCCESS_MARKER, "").strip())
+        except (json.JSONDecodeError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    ref = load(gold)
+    if ref is None:
+        return None
+    pred = load(prediction)
+    matched = sorted(k for k in ref if pred is not None and k in pred and pred[k] == ref[k])
+    return {"parses": pred is not None, "keys": len(matched) / len(ref) if ref else float(pred == ref),
+            "matched": matched, "gold_keys": sorted(ref)}
 
 
 def tokenize(text: str) -> list[str]:

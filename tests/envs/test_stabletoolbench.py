@@ -111,3 +111,51 @@ def test_official_layout_from_a_user_path(tmp_path):
     assert "no cached response" in json.loads(obs)["error"] and reward == 0.0
     with pytest.raises(ValueError, match="tool_response_cache"):
         official_games(str(tmp_path / "tools"))
+
+
+def test_json_answers_are_scored_by_parse_and_keys():
+    from wmgym.benchmarks.fidelity import StepScore, summarise
+    from wmgym.benchmarks.metrics import json_fields
+
+    gold = '{"error": "", "response": "abc"} [SUCCESS]'
+    assert json_fields('{"error": "", "response": "abd"}', gold) == {
+        "parses": True, "keys": 0.5, "matched": ["error"], "gold_keys": ["error", "response"]}
+    assert json_fields("not json", gold)["parses"] is False and json_fields("x", "You see a desk.") is None
+    call = '{"api_name": "get_x", "tool_input": {}}'
+    rows = [StepScore("StableToolBench-v0", "expert", "g", 1, call, False, 0.5, None,
+                      '{"error": "", "response": "abd"}', gold),
+            StepScore("StableToolBench-v0", "expert", "g", 1, call, True, 1.0, None, gold, gold),
+            StepScore("StableToolBench-v0", "expert", "g", 1, call, False, 0.0, None, "{oops", gold)]
+    summary = summarise(rows)
+    assert summary["json"]["steps"] == 3 and summary["json"]["parses"] == pytest.approx(2 / 3)
+    assert summary["json"]["per_key"] == {"error": pytest.approx(2 / 3), "response": pytest.approx(1 / 3)}
+    assert list(summary["per_action"]) == ["get_x"]  # a JSON call is grouped by its tool
+
+
+@pytest.mark.slow
+def test_mix5_trains_and_the_twin_is_scored_with_json_fields(tmp_path, capsys):
+    """``--mix mix5`` on one short expert episode of each of its five envs: the mix finds them all and a few SFT
+    steps run; fidelity on StableToolBench answers reports the JSON block."""
+    from wmgym.benchmarks import fidelity
+    from wmgym.cli import main
+    from wmgym.training.collect import CollectConfig, collect
+    from wmgym.wrappers.mixed import MIXES
+
+    files = []
+    for env_id in MIXES["mix5"]:
+        files.append(str(tmp_path / f"{env_id}.jsonl"))
+        collect(CollectConfig(env=env_id, policy="expert", episodes=1, out=files[-1], progress=False, max_steps=3))
+    out = tmp_path / "run"
+    assert main(["train", "sft", "--data", *files, "--mix", "mix5", "--out", str(out), "--preset", "tiny",
+                 "--max-steps", "4", "--save-steps", "1000", "--eval-fraction", "0", "--max-length", "4096",
+                 "--batch-tokens", "4096", "--logging-steps", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    for env_id in MIXES["mix5"]:
+        assert f"{env_id}: weight 0.200, 1 episodes" in printed
+    assert fidelity.main(["--env", "StableToolBench-v0", "--trajectories", files[-1], "--model", str(out),
+                          "--wm-arg", "max_new_tokens=24",
+                          "--out", str(tmp_path / "fid"), "--batch", "1"]) == 0
+    result = json.loads((tmp_path / "fid" / "result.json").read_text())
+    stb = result["results"]["envs"]["StableToolBench-v0"] if "results" in result else result["envs"]["StableToolBench-v0"]
+    assert stb["steps"] == 1 and stb["json"]["steps"] == 1 and set(stb["json"]["per_key"]) == {"error", "response"}
+    assert "JSON answers (tool envs)" in (tmp_path / "fid" / "report.md").read_text()
