@@ -15,13 +15,14 @@ JAVA_REAL_IDS = {"SciWorld-v0"}
 
 
 #: Real-id prefixes of the tool envs and the package each needs (installed --no-deps: docs/tool-envs.md).
-TOOL_PACKAGES = {"Tau2-": "tau2", "StableToolBench-": "tau2"}
+TOOL_PACKAGES = {"Tau2-": ("tau2",), "StableToolBench-": ("tau2", "bfcl_eval")}
 
 
 def _param(env_id: str, real_id: str):
-    for prefix, package in TOOL_PACKAGES.items():
-        if real_id.startswith(prefix) and importlib.util.find_spec(package) is None:
-            return pytest.param(env_id, marks=pytest.mark.skip(reason=f"{package} is not installed"))
+    for prefix, packages in TOOL_PACKAGES.items():
+        missing = [p for p in packages if real_id.startswith(prefix) and importlib.util.find_spec(p) is None]
+        if missing:
+            return pytest.param(env_id, marks=pytest.mark.skip(reason=f"{missing} not installed"))
     return pytest.param(env_id, marks=pytest.mark.java) if real_id in JAVA_REAL_IDS else env_id
 
 

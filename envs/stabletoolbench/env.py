@@ -8,11 +8,13 @@ Description:
     description). The agent sends the request; the observation is the answer.
 
 Data:
-    By default real tools answer: tau2-bench's retail, airline and telecom tools, documented from their
-    signatures and docstrings (tau2's JSON schemas). Requests are the tasks' gold calls (``expert``) and two
-    noisy variants of each (``drop``: a required argument left out; ``mistype``: an argument of the wrong type),
-    each answered by the real tool in the state the task's earlier gold calls leave; tau2's task splits give
-    train / test. With ``data_dir=PATH`` (or ``$STABLETOOLBENCH_DATA``) the official files are served instead:
+    By default real tools answer: tau2-bench's retail, airline and telecom tools (documented from their
+    signatures and docstrings: tau2's JSON schemas) and bfcl-eval's stateful APIs (file system, messages,
+    posts, tickets, trading, travel, vehicle, math; documented by BFCL's function docs,
+    :mod:`~wmgym.envs.stabletoolbench.bfcl`). Requests are the gold calls of tau2's tasks and of BFCL's
+    ``multi_turn_base`` entries (``expert``) and two noisy variants of each (``drop``: a required argument left
+    out; ``mistype``: an argument of the wrong type), each answered by the real tool in the state the earlier
+    gold calls leave. tau2's task splits and one BFCL entry in five give the test split. With ``data_dir=PATH`` (or ``$STABLETOOLBENCH_DATA``) the official files are served instead:
     ``PATH/tools/<category>/<tool>.json`` (ToolBench's tool documents) and
     ``PATH/tool_response_cache/<category>/<tool>_for_<category>/<api>.json`` (cached real answers keyed by
     ``str(tool_input)``); every cached request is a game, about one in ten in the test split (by a hash of it).
@@ -93,17 +95,21 @@ def variant_input(call: dict[str, Any], doc: dict[str, Any], variant: str) -> di
 
 
 @functools.lru_cache(maxsize=None)
-def tau2_games() -> dict[str, list[tuple[str, int, int, str]]]:
-    """``(domain, task index in its split, gold call index, variant)`` per split, over tau2's three domains."""
+def real_games() -> dict[str, list[tuple[str, Any, int, str]]]:
+    """``(source, where, gold call index, variant)`` per split: tau2's three domains (``where``: ``(domain, task
+    index in its split)``), then bfcl's multi-turn entries (``where``: the entry's index)."""
+    from wmgym.envs.stabletoolbench import bfcl
     from wmgym.envs.tau2 import engine
 
-    games: dict[str, list[tuple[str, int, int, str]]] = {"train": [], "test": []}
+    games: dict[str, list[tuple[str, Any, int, str]]] = {"train": [], "test": []}
     for domain in engine.DOMAINS:
         data = engine.load_domain(domain)
         for split in games:
             for index, task in enumerate(data.tasks[split]):
                 for k in range(len(engine.gold_calls(task))):
-                    games[split] += [(domain, index, k, v) for v in VARIANTS]
+                    games[split] += [("tau2", (domain, index), k, v) for v in VARIANTS]
+    for split, calls in bfcl.games().items():
+        games[split] += [("bfcl", entry, k, v) for entry, k in calls for v in VARIANTS]
     return games
 
 
@@ -194,7 +200,7 @@ class StableToolBenchEnv(TextEnv):
             engine.load_domain("retail")  # the ImportError naming the install command, now rather than at reset
 
     def _games(self, split: str) -> list[Any]:
-        return official_games(self.data_dir)[split] if self.data_dir else tau2_games()[split]
+        return official_games(self.data_dir)[split] if self.data_dir else real_games()[split]
 
     def _num_games(self, split: str) -> int:
         return len(self._games(split))
@@ -205,16 +211,24 @@ class StableToolBenchEnv(TextEnv):
             doc, tool_input, cached = game
             self._answer = json.dumps(cached)
             variant = "cached"
-        else:
+        elif game[0] == "tau2":
             from wmgym.envs.tau2 import engine
 
-            domain, task_index, k, variant = game
+            _, (domain, task_index), k, variant = game
             data = engine.load_domain(domain)
             task = data.tasks[split][task_index]
             call = engine.gold_calls(task)[k]
             doc = tau2_doc(domain, next(s for s in data.schemas if s["name"] == call["name"]))
             tool_input = variant_input(call, doc, variant)
-            self._tau2 = (domain, task, k)
+            self._source = ("tau2", (domain, task), k)
+        else:
+            from wmgym.envs.stabletoolbench import bfcl
+
+            _, entry, k, variant = game
+            call = bfcl.gold_call(entry, k)
+            doc = bfcl.doc(entry, call["name"])
+            tool_input = variant_input(call, doc, variant)
+            self._source = ("bfcl", entry, k)
         self._doc, self._tool_input = doc, tool_input
         self._request = self._render(tool_input)
         # The call's variants (the noisy policies' choices); a cached official request has no others.
@@ -231,14 +245,21 @@ class StableToolBenchEnv(TextEnv):
                            "api_name": doc["api_name"], "tool_input": tool_input})
 
     def _serve(self, request: dict[str, Any]) -> str:
-        """The real answer to ``request``: the cache's, or tau2's tool in the state the earlier gold calls leave."""
+        """The real answer to ``request``: the cache's, or the real tool's (tau2's or bfcl's) in the state the earlier
+        gold calls leave."""
         if self.data_dir:
             if request["api_name"] == self._doc["api_name"] and request["tool_input"] == self._tool_input:
                 return self._answer
             return answer(f"Error: no cached response for this request to {request['api_name']!r}", "")
+        source, where, k = self._source
+        if source == "bfcl":
+            from wmgym.envs.stabletoolbench import bfcl
+
+            error, response = bfcl.serve(where, k, str(request["api_name"]), request["tool_input"])
+            return answer(error, response)
         from wmgym.envs.tau2 import engine
 
-        domain, task, k = self._tau2
+        domain, task = where
         episode = engine.Episode(engine.load_domain(domain), task)
         for call in engine.gold_calls(task)[:k]:
             episode.call(call["name"], call["arguments"])

