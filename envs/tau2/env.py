@@ -129,13 +129,16 @@ class Tau2Env(TextEnv):
     engine_benchmark: ClassVar[str | None] = "wmgym.benchmarks.engines.tau2:main"
     #: A final message ends the episode and is scored; it cannot be taken back.
     irreversible_actions: ClassVar[tuple[str, ...]] = ()
-    #: The generic recipe's policies with chats long enough for the context (policy, tool schemas and records
-    #: run ~6-25k characters) and tau2's step budget; not tuned.
+    #: The generic recipe's policies with chats long enough to hold a whole episode: measured with the tiny
+    #: tokenizer on expert and noisy-expert episodes (docs/tool-envs.md), chats run 12k tokens (retail, median;
+    #: max 20k), 23k (airline; max 27k) and 15k (telecom; max 16k), nearly all of it the context (policy, tool
+    #: schemas, records). 32k holds every one whole. Not trained yet: the time a tiny twin takes on such chats on
+    #: CPU is unmeasured. ``max_steps`` 30 is the registered limit, written out.
     default_twin: ClassVar[dict[str, Any] | None] = {
         "train": [("expert", 60), ("noisy-expert:0.3", 60), ("random", 20)],
         "test": [("expert", 10), ("noisy-expert:0.3", 10)],
-        "sft": {"preset": "tiny", "curriculum": 0.3, "max_steps": 800, "batch_tokens": 16384, "lr": 3e-3,
-                "max_length": 16384, "eval_steps": 200, "save_steps": 200},
+        "sft": {"preset": "tiny", "curriculum": 0.3, "max_steps": 800, "batch_tokens": 32768, "lr": 3e-3,
+                "max_length": 32768, "eval_steps": 200, "save_steps": 200},
         "max_steps": 30,
     }
     context_version: ClassVar[int] = 1
