@@ -189,3 +189,15 @@ def test_missing_package_names_the_install_command(monkeypatch):
         engine.require("tau2.domains.retail.environment")
     with pytest.raises(ValueError, match="valid domains"):
         engine.check_domain("bank")
+
+
+@needs_tau2
+@pytest.mark.slow
+def test_gold_replay_wins_every_telecom_task():
+    """The full check on the fastest domain (all 114 tasks, ~40 s); every domain's is the engine benchmark
+    (`python -m wmgym.benchmarks.engines.tau2`, docs/tool-envs.md: 112/112, 43/43, 114/114 with gold actions)."""
+    env = gym.make("Tau2-Telecom-v0")
+    results = [_expert(env, split, game)[0] for split in ("train", "test")
+               for game in range(env.unwrapped.num_games(split))]
+    assert len(results) == 114 and sum(r == 1.0 for r in results) >= 0.99 * len(results)
+    env.close()
