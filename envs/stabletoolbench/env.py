@@ -178,7 +178,7 @@ class StableToolBenchEnv(TextEnv):
     invalid_action_text: ClassVar[str] = answer("Error: the request is empty or too long", "")
     max_action_length: ClassVar[int] = 4096
     scripted_agent: ClassVar[str | None] = "wmgym.agents.scripted.tau2:Tau2Agent"
-    engine_benchmark: ClassVar[str | None] = None
+    engine_benchmark: ClassVar[str | None] = "wmgym.benchmarks.engines.stabletoolbench:main"
     #: One request per episode: short chats (tiny tokenizer: median 438 tokens, max 997 on 60 expert and noisy
     #: episodes, docs/tool-envs.md), many of them; 2k holds each whole. Not tuned, not trained yet.
     default_twin: ClassVar[dict[str, Any] | None] = {

@@ -180,3 +180,15 @@ def test_mix5_trains_and_the_twin_is_scored_with_json_fields(tmp_path, capsys):
     stb = result["results"]["envs"]["StableToolBench-v0"] if "results" in result else result["envs"]["StableToolBench-v0"]
     assert stb["steps"] == 1 and stb["json"]["steps"] == 1 and set(stb["json"]["per_key"]) == {"error", "response"}
     assert "JSON answers (tool envs)" in (tmp_path / "fid" / "report.md").read_text()
+
+
+def test_engine_benchmark_on_official_data(tmp_path):
+    from wmgym.benchmarks.engines.stabletoolbench import main
+
+    entries = _official(tmp_path / "data")
+    assert main(["--data-dir", str(tmp_path / "data"), "--split", "train", "--every", "1",
+                 "--out", str(tmp_path / "bench")]) == 0
+    result = json.loads((tmp_path / "bench" / "result.json").read_text())
+    results = result.get("results", result)
+    counts = results["answered_without_error"]["official/cached"]
+    assert counts["ok"] == counts["n"] == results["played"] <= len(entries)
