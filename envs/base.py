@@ -258,7 +258,10 @@ class TextEnv(gym.Env[str, str]):
 
     def _malformed(self, action: str) -> bool:
         text = action.strip()
-        return not text or len(action) > self.max_action_length or text.lower() in self.blocked_commands
+        # A control character is malformed too (the action space refuses it): TextWorld's interpreter (jericho's
+        # frotz) crashes the whole process on one, and a sampled policy LM does type them.
+        return (not text or len(action) > self.max_action_length or text.lower() in self.blocked_commands
+                or not all(c.isprintable() or c in "\n\t\r" for c in action))
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if not isinstance(action, str):

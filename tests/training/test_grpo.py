@@ -268,3 +268,13 @@ def test_lora_run_saves_a_merged_model_and_vllm_plumbs_through(choice_env, rando
     assert args.use_vllm and args.vllm_mode == "server" and args.generation_kwargs == {"stop_token_ids": end_ids}
     assert args.num_generations == 4 and args.per_device_train_batch_size * args.gradient_accumulation_steps == 8
     assert not grpo_args(cfg, False, end_ids).use_vllm
+
+
+def test_an_action_with_a_control_character_is_malformed(choice_env):
+    """A sampled policy types control characters now and then ("cook\\x0e"); jericho's frotz crashed the whole
+    TextWorld process on one. The base class answers such an action as malformed, without the engine."""
+    env = gym.make(choice_env)
+    env.reset(seed=0, options={"game": 1})
+    obs, reward, terminated, truncated, info = env.step("yes\x0e")
+    assert info["action_valid"] is False and obs == ChoiceEnv.invalid_action_text and not terminated
+    assert env.step("yes")[4]["won"]
