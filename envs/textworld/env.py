@@ -121,6 +121,11 @@ class TextWorldEnv(TextEnv):
         "noscript", "verbose", "brief", "superbrief", "notify", "version", "again", "g",
     })
 
+    def _malformed(self, action: str) -> bool:
+        # A backslash starts a dumb-frotz runtime command (``\help``, ``\x``, ...): the interpreter loops on
+        # it forever or crashes, so such actions are malformed and never reach it.
+        return super()._malformed(action) or "\\" in action
+
     #: Inform's out-of-world score request ("You have so far scored 0 out of a possible 3, in 4 turns."): the
     #: state and the turn count stay as they were (collection's ``+score:P`` policies type it).
     score_command: ClassVar[str | None] = "score"
