@@ -55,7 +55,8 @@ def register_envs() -> None:
                   f"{about}; needs the tools install (docs/tool-envs.md)", domain=domain)
     _register("StableToolBench-v0", "wmgym.envs.stabletoolbench.env:StableToolBenchEnv", 3,
               "StableToolBench's API-server task: an API's doc and one request, answer {error, response}; real "
-              "answers from tau2's tools (gold and noisy calls) or the official cache (data_dir=)")
+              "answers from tau2's tools and bfcl-eval's APIs (gold and noisy calls) or the official cache "
+              "(data_dir=); needs the tools install (docs/tool-envs.md)")
 
     # Twins: WM-<id> beside every real id registered above. Keep this loop LAST in this function.
     for real in [i for i in ENV_DESCRIPTIONS if not i.startswith(TWIN_PREFIX)]:
