@@ -141,6 +141,11 @@ class AgentGRPOConfig:
     """Allow custom model code from a hub repo."""
     progress: bool = True
     """Progress bars."""
+    ray: str | None = None
+    """Step the envs on Ray actors (--workers of them; generation stays here, batched): local (a private cluster on
+    this machine) or a cluster address (auto, HOST:6379); none: in this process."""
+    workers: int = 1
+    """Ray actors holding the envs (with --ray); episode k's env lives on actor k mod workers."""
     # PYTHON_ONLY
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Keyword arguments of gym.make (a twin's model=, a real env's game_files=, ...)."""
@@ -174,7 +179,8 @@ class AgentGRPOConfig:
                              "from `wmgym train agent`)")
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}; valid: {list(REWARDS)}")
-        for name in ("steps", "group", "games_per_step", "max_steps", "max_new_tokens", "save_steps", "threads"):
+        for name in ("steps", "group", "games_per_step", "max_steps", "max_new_tokens", "save_steps", "threads",
+                     "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.group < 2:
@@ -363,7 +369,10 @@ def vllm_generator(trainer: Any) -> Generator:
 
 
 class EnvPool:
-    """Envs of one id, made once and reused across rollouts (a twin's share one loaded world model)."""
+    """Envs of one id, made once and reused across rollouts (a twin's share one loaded world model).
+
+    :func:`play_episodes` drives it through ``reset_many`` / ``step_many`` (env ``k`` plays episode ``k``), which
+    :class:`RayEnvPool` implements on Ray actors."""
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None = None):
         self.env_id, self.kwargs, self.envs = env_id, dict(env_kwargs or {}), []
@@ -377,23 +386,158 @@ class EnvPool:
             self.envs.append(gym.make(self.env_id, **self.kwargs))
         return self.envs[:n]
 
+    def num_games(self, split: str) -> int:
+        return self.get(1)[0].unwrapped.num_games(split)
+
+    def reset_many(self, resets: list[tuple[int, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+        """Reset env ``k`` with ``resets[k]`` (seed, options); the ``(observation, info)`` of each."""
+        return [env.reset(seed=seed, options=options) for env, (seed, options) in zip(self.get(len(resets)), resets)]
+
+    def step_many(self, actions: list[tuple[int, str]]) -> list[tuple]:
+        """Step env ``k`` with each ``(k, action)``; the ``step`` tuple of each, in order."""
+        return [self.envs[k].step(action) for k, action in actions]
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
         self.envs = []
 
 
-def play_episodes(pool: EnvPool, games: list[str], fmt: ChatFormat, generate: Generator, *, max_steps: int,
+#: In a Ray actor: the envs of :class:`RayEnvPool` it holds, by (pool id, env index).
+_actor_envs: dict[tuple[str, int], Any] = {}
+
+
+def _env_ops(job: tuple[str, str, dict[str, Any], list[tuple]]) -> list[Any]:
+    """Run a :class:`RayEnvPool`'s operations on the envs this actor holds (in a Ray actor)."""
+    import gymnasium as gym
+
+    import wmgym  # noqa: F401 - registers the ids
+
+    pool_id, env_id, kwargs, ops = job
+    out: list[Any] = []
+    for op in ops:
+        kind, k = op[0], op[1]
+        key = (pool_id, k)
+        if kind == "close":
+            env = _actor_envs.pop(key, None)
+            if env is not None:
+                env.close()
+            out.append(None)
+            continue
+        if key not in _actor_envs:
+            _actor_envs[key] = gym.make(env_id, **kwargs)
+        env = _actor_envs[key]
+        if kind == "reset":
+            out.append(env.reset(seed=op[2], options=op[3]))
+        elif kind == "step":
+            out.append(env.step(op[2]))
+        elif kind == "replay":  # rebuild a lost env: reset as before, then the actions it had taken
+            env.reset(seed=op[2], options=op[3])
+            for action in op[4]:
+                env.step(action)
+            out.append(None)
+        elif kind == "num_games":
+            out.append(env.unwrapped.num_games(op[2]))
+        else:  # pragma: no cover - a programming error
+            raise ValueError(f"unknown env operation {kind!r}")
+    return out
+
+
+class RayEnvPool:
+    """:class:`EnvPool`'s interface with the envs on the actors of a
+    :class:`~wmgym.training.distributed.WorkerPool` (``--ray``): env ``k`` lives on actor ``k mod workers``, made
+    there once and reused (a twin's envs on one actor share its loaded world model). One ``reset_many`` /
+    ``step_many`` is one call per actor, all actors at once, so the envs of a lockstep step run in parallel while
+    the policy generates in the driver, batched.
+
+    An actor that dies is replaced and its envs rebuilt by replaying each episode's reset and actions so far (exact
+    for deterministic envs: the real envs, and twins that decode greedily), ``max_retries`` times per call;
+    then :class:`~wmgym.training.distributed.WorkerLost` (the GRPO step fails; the run resumes from its last
+    checkpoint).
+    """
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None = None, *, workers: int = 1,
+                 address: str | None = "local", max_retries: int = 2):
+        import uuid
+
+        from wmgym.training.distributed import WorkerPool
+
+        self.env_id, self.kwargs, self.max_retries = env_id, dict(env_kwargs or {}), max_retries
+        self.workers = WorkerPool(workers, address)
+        self.id = uuid.uuid4().hex
+        self.made: set[int] = set()
+        #: Env k's episode so far: its reset's (seed, options) and its actions (what a rebuild replays).
+        self.history: dict[int, tuple[int | None, dict[str, Any], list[str]]] = {}
+
+    def slot(self, k: int) -> int:
+        return k % self.workers.workers
+
+    def _run(self, ops: list[tuple]) -> list[Any]:
+        """Run ``ops`` (each names its env as ``op[1]``) on their actors; the results in the order of ``ops``."""
+        from wmgym.training.distributed import WorkerLost
+
+        by_slot: dict[int, list[int]] = {}
+        for i, op in enumerate(ops):
+            by_slot.setdefault(self.slot(op[1]), []).append(i)
+        results: list[Any] = [None] * len(ops)
+        todo = {slot: [ops[i] for i in idx] for slot, idx in by_slot.items()}
+        for attempt in range(self.max_retries + 1):
+            done = self.workers.run_on(_env_ops, {s: (self.id, self.env_id, self.kwargs, o) for s, o in todo.items()})
+            for slot, values in done.items():
+                for i, value in zip(by_slot[slot], values):
+                    if i >= 0:  # -1: a replay's (no result)
+                        results[i] = value
+            lost = [s for s in todo if s not in done]
+            if not lost:
+                return results
+            # A fresh actor holds none of the lost one's envs: replay those that are mid-episode, then the ops.
+            for s in lost:
+                fresh = {op[1] for op in todo[s] if op[0] == "reset"}
+                replays = [("replay", k, *self.history[k]) for k in sorted(self.history)
+                           if self.slot(k) == s and k not in fresh]
+                todo[s] = replays + [op for op in todo[s] if op[0] != "replay"]
+                by_slot[s] = [-1] * len(replays) + [i for i in by_slot[s] if i >= 0]
+            todo = {s: todo[s] for s in lost}
+        raise WorkerLost(f"the Ray worker(s) holding envs {sorted(k for k in self.history if self.slot(k) in todo)} "
+                         f"died {self.max_retries + 1} time(s) in one call; rerun to resume from the last checkpoint")
+
+    def num_games(self, split: str) -> int:
+        return self._run([("num_games", 0, split)])[0]
+
+    def reset_many(self, resets: list[tuple[int, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+        out = self._run([("reset", k, seed, options) for k, (seed, options) in enumerate(resets)])
+        for k, (seed, options) in enumerate(resets):
+            self.history[k] = (seed, options, [])
+        self.made |= set(range(len(resets)))
+        return out
+
+    def step_many(self, actions: list[tuple[int, str]]) -> list[tuple]:
+        out = self._run([("step", k, action) for k, action in actions])
+        for k, action in actions:
+            self.history[k][2].append(action)
+        return out
+
+    def close(self) -> None:
+        try:
+            if self.made:
+                self._run([("close", k) for k in sorted(self.made)])
+        finally:
+            self.made, self.history = set(), {}
+            self.workers.close()
+
+
+def play_episodes(pool: EnvPool | RayEnvPool, games: list[str], fmt: ChatFormat, generate: Generator, *, max_steps: int,
                   max_new_tokens: int, max_tokens: int, seed: int = 0) -> list[Episode]:
     """Play one episode per entry of ``games`` (``"SPLIT/INDEX"``; repeats play the same game again), all in
     lockstep with one batched generation per step (see the module docstring)."""
     from wmgym.agents.lm import parse_reply
 
-    envs = pool.get(len(games))
-    episodes = []
-    for env, game in zip(envs, games):
+    resets = []
+    for game in games:
         split, index = parse_game(game)
-        obs, info = env.reset(seed=seed + index, options={"game": index, "split": split})
+        resets.append((seed + index, {"game": index, "split": split}))
+    episodes = []
+    for game, (obs, info) in zip(games, pool.reset_many(resets)):
         ep = Episode(game=game, prompt_ids=fmt.prompt_ids(obs), observations=[obs])
         if len(ep.prompt_ids) + max_new_tokens > max_tokens:
             raise ValueError(f"the first prompt of {pool.env_id} game {game} is {len(ep.prompt_ids)} tokens: raise "
@@ -404,12 +548,13 @@ def play_episodes(pool: EnvPool, games: list[str], fmt: ChatFormat, generate: Ge
         if not live:
             return episodes
         replies = generate([episodes[k].prompt_ids + episodes[k].completion_ids for k in live], max_new_tokens)
-        for k, (ids, logps) in zip(live, replies):
-            ep, env = episodes[k], envs[k]
+        actions = [parse_reply(fmt.tok.decode(ids, skip_special_tokens=True)) for ids, _ in replies]
+        stepped = pool.step_many(list(zip(live, actions)))  # every live env at once (in parallel on Ray actors)
+        for k, (ids, logps), action, result in zip(live, replies, actions, stepped):
+            ep = episodes[k]
             ep.extend(ids, 1, logps)
             ep.action_ids.append(list(ids))
-            action = parse_reply(fmt.tok.decode(ids, skip_special_tokens=True))
-            obs, reward, terminated, truncated, info = env.step(action)
+            obs, reward, terminated, truncated, info = result
             ep.actions.append(action)
             ep.observations.append(obs)
             ep.rewards.append(float(reward))
@@ -437,6 +582,7 @@ def episode_stats(episodes: list[Episode], rewards: list[float], group: int) -> 
     return {
         "reward": sum(rewards) / n,
         "success": sum(ep.won for ep in episodes) / n,
+        "return": sum(ep.ret for ep in episodes) / n,
         "nonuniform_groups": sum(max(g) != min(g) for g in groups) / len(groups),
         "episode_steps": sum(len(ep.actions) for ep in episodes) / n,
         "action_tokens": sum(sum(ep.mask) for ep in episodes) / n,
@@ -454,7 +600,8 @@ class Rollout:
 
     def __init__(self, cfg: AgentGRPOConfig, tokenizer: Any):
         self.cfg, self.fmt = cfg, ChatFormat(tokenizer)
-        self.pool = EnvPool(cfg.env, cfg.env_kwargs)
+        self.pool: EnvPool | RayEnvPool = (EnvPool(cfg.env, cfg.env_kwargs) if cfg.ray is None else
+                                           RayEnvPool(cfg.env, cfg.env_kwargs, workers=cfg.workers, address=cfg.ray))
         #: Stats of the latest rollout (what the curve records for the step it trains).
         self.last: dict[str, float] = {}
         #: The latest rollout's episodes.
@@ -504,8 +651,8 @@ def reward_function(kind: str) -> Callable[..., list[float]]:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def evaluate(model: Any, tokenizer: Any, cfg: AgentGRPOConfig, n_games: int, pool: EnvPool | None = None,
-             batch: int = 16) -> dict[str, Any]:
+def evaluate(model: Any, tokenizer: Any, cfg: AgentGRPOConfig, n_games: int,
+             pool: EnvPool | RayEnvPool | None = None, batch: int = 16) -> dict[str, Any]:
     """Greedy success (and mean return) of ``model`` on the first ``n_games`` held-out games."""
     from wmgym.envs import heldout_split
 
@@ -638,8 +785,7 @@ def train(cfg: AgentGRPOConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_policy(cfg)
     rollout = Rollout(cfg, tokenizer)
-    env = rollout.pool.get(1)[0].unwrapped
-    n = env.num_games(cfg.split)
+    n = rollout.pool.num_games(cfg.split)
     indices = list(range(min(n, cfg.games) if cfg.games else n))
     dataset = Dataset.from_dict({"prompt": game_prompts(cfg.split, indices)})
 
@@ -690,5 +836,5 @@ def train(cfg: AgentGRPOConfig) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["AgentGRPOConfig", "ChatFormat", "EnvPool", "Episode", "Rollout", "evaluate", "game_prompts",
+__all__ = ["AgentGRPOConfig", "ChatFormat", "EnvPool", "Episode", "RayEnvPool", "Rollout", "evaluate", "game_prompts",
            "hf_generator", "parse_env_args", "parse_game", "play_episodes", "reward_function", "train"]
