@@ -67,6 +67,9 @@ class VerifierConfig:
     """Game k is played with seed + k (agent randomness included)."""
     max_steps: int | None = None
     """Step limit per episode (default: the env's registered limit)."""
+    verbs: list[str] | None = None
+    """Verify actions whose first word is one of these (e.g. TextWorld's ``eat``) instead of the env's declared
+    ``irreversible_actions`` (for envs that declare none)."""
 
     def __post_init__(self) -> None:
         if self.games < 1:
@@ -171,16 +174,18 @@ def run(cfg: VerifierConfig, model: Any, *, out: str | None = None, run_name: st
     """Play every agent at every budget and write the results (``model``: the twin's world model, a
     :class:`~wmgym.worldmodels.base.WorldModel` or a twin env)."""
     from wmgym.wrappers import ActionVerifier
+    from wmgym.wrappers.verifier import first_word_in
 
     bench = BenchmarkRun("verifier", config=cfg, seeds={"base": cfg.seed, "game_k": "seed + k"}, out=out,
                          run_name=run_name, argv=argv)
-    irreversible = irreversible_predicate(cfg.env)
+    irreversible = first_word_in(*cfg.verbs) if cfg.verbs else irreversible_predicate(cfg.env)
     split = heldout_split(cfg.env, cfg.split)
     shadow = _make(cfg.env, cfg, split)  # the copy of the real env that plays the blocked actions
     games = cfg.game_list or spread_games(shadow.unwrapped.num_games(split), cfg.games)
     shadow.unwrapped.prepare_games(split, games, progress=False)
     results: dict[str, Any] = {"env": cfg.env, "split": split, "games": len(games), "model": model_desc,
-                               "irreversible_actions": list(env_class(cfg.env).irreversible_actions),
+                               "irreversible_actions": [f"{v} ..." for v in cfg.verbs] if cfg.verbs
+                               else list(env_class(cfg.env).irreversible_actions),
                                "counterfactual": "replay in a copy of the real env", "agents": {}}
     for spec in cfg.agents:
         per_budget = {}
@@ -234,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default=None, help="game split (default: the env's held-out split)")
     p.add_argument("--game-list", default=None, help="comma-separated game indices to play instead of --games")
     p.add_argument("--max-steps", type=int, default=None, help="step limit per episode (default: the env's)")
+    p.add_argument("--verbs", default=None, help="comma-separated verbs to verify (actions whose first word is one "
+                   "of them, e.g. eat for TextWorld) instead of the env's declared irreversible_actions")
     add_model_args(p)
     add_common_args(p)
     args = p.parse_args(argv)
@@ -246,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--budgets must be comma-separated ints, e.g. 0,2,4,10; got {args.budgets!r}") from None
     cfg = VerifierConfig(env=args.env, agents=[a for a in args.agents.split(",") if a], budgets=budgets,
                          games=args.games, split=args.split, seed=args.seed, max_steps=args.max_steps,
-                         game_list=[int(g) for g in args.game_list.split(",")] if args.game_list else None)
-    irreversible_predicate(cfg.env)  # before loading a model: the env must declare what to verify
+                         game_list=[int(g) for g in args.game_list.split(",")] if args.game_list else None,
+                         verbs=[v for v in args.verbs.split(",") if v.strip()] if args.verbs else None)
+    if not cfg.verbs:
+        irreversible_predicate(cfg.env)  # before loading a model: the env must declare what to verify
     names = model_names(args.model, [cfg.env])
     backend, wm_kwargs = wm_settings(args)
     model = load_models(names, backend, **wm_kwargs)[cfg.env]

@@ -20,6 +20,8 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
                                              "per verification budget"),
     "rwml": ("wmgym.benchmarks.rwml", "held-out EM / F1 / embedding similarity after SFT, SFT + RWML and SFT + "
                                       "EM-reward GRPO at equal compute"),
+    "utility": ("wmgym.benchmarks.utility", "agents trained on real / twin / mixed episodes, GRPO in twin or real, "
+                                            "the verifier: real-env success of each"),
     "engine": (None, "--env ID: the env's own engine-speed benchmark (e.g. ALFWorld resets, SciWorld vs its package)"),
     "report": ("wmgym.benchmarks.report", "gather the latest results into one Markdown page"),
 }
@@ -79,7 +81,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     lines = "\n".join(f"  {name:<12} {desc}" for name, (_, desc) in BENCHMARKS.items())
     p = sub.add_parser("bench", help="run a benchmark (fidelity, consistency, scaling, throughput, latency, verifier, "
-                                     "rwml, engine, report)",
+                                     "rwml, utility, engine, report)",
                        description=f"benchmarks:\n{lines}\n\n`wmgym bench NAME --help` lists a benchmark's flags.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(BENCHMARKS), metavar="NAME", help="benchmark to run")

@@ -1,0 +1,87 @@
+"""bench utility: every section end to end on the real TextWorld env with real (tiny) training, in miniature."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wmgym.benchmarks.utility import RL_ARMS, SFT_ARMS, UtilityConfig, pm, spread
+
+
+def test_spread_and_cells():
+    s = spread([0.25, 0.75])
+    assert s["mean"] == 0.5 and s["min"] == 0.25 and s["max"] == 0.75 and s["n"] == 2
+    assert abs(s["std"] - 0.3535533905932738) < 1e-12
+    assert spread([0.4])["std"] == 0.0
+    assert pm(s) == "50.0 ± 35.4 (n=2)" and pm(None) == "n/a"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"envs": ["WM-TextWorld-v0"]}, "registered real env"),
+    ({"envs": ["NoSuch-v0"]}, "registered real env"),
+    ({"sections": ["sft", "plots"]}, "unknown sections"),
+    ({"episodes": 0}, "episodes must be >= 1"),
+    ({"group": 1}, "group must be >= 2"),
+    ({"budgets": [0, -1]}, "budgets"),
+])
+def test_bad_config_is_a_clear_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UtilityConfig(**kwargs)
+
+
+def test_cli_lists_utility():
+    from wmgym.cli.bench import BENCHMARKS
+
+    assert BENCHMARKS["utility"][0] == "wmgym.benchmarks.utility"
+
+
+@pytest.mark.slow
+def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textworld_gold_file):
+    from wmgym.benchmarks.utility import run
+
+    cfg = UtilityConfig(envs=["TextWorld-v0"], episodes=2, seeds=1, sft_steps=2, grpo_steps=1, group=2,
+                        eval_games=2, max_steps=4, synth_factor=2, budgets=[0, 2], verifier_games=2,
+                        verifier_agents=["scripted"], models={"TextWorld-v0": str(trained_textworld_model_dir)},
+                        real_data={"TextWorld-v0": textworld_gold_file})
+    out = tmp_path / "utility"
+    run(cfg, out=str(out), argv=["wmgym", "bench", "utility", "(test)"])
+    data = json.loads((out / "result.json").read_text())
+    assert data["benchmark"] == "utility" and data["metadata"]["seeds"]["training"] == [0]
+    r = data["results"]["envs"]["TextWorld-v0"]
+    # sft: every arm (one seed here; the spread over seeds is test_spread_and_cells), real-env success in [0, 1] on the 2 held-out games
+    assert set(r["sft"]) == set(SFT_ARMS)
+    for arm, a in r["sft"].items():
+        assert a["success"]["n"] == 1 and all(0.0 <= v <= 1.0 for v in a["success"]["values"])
+        assert a["success"]["min"] <= a["success"]["mean"] <= a["success"]["max"]
+        assert all(x["eval"]["games"] == 2 and x["eval"]["split"] == "test" for x in a["runs"])
+    assert r["sft"]["mixed"]["train_episodes"] == r["sft"]["real"]["train_episodes"] + r["sft"]["synth"]["train_episodes"]
+    assert r["sft"]["wm-sft"]["runs"][0]["train"]["warm_start_steps"] == 2
+    d = r["synth_data"]
+    assert 1 <= d["kept"] <= 2 and d["kept"] <= d["twin_won"] <= d["played"] <= 4
+    assert set(r["goals"]) == {"synth >= 0.9 real", "wm-sft >= sft"}
+    # rl: each arm trained 1 GRPO step; the twin arm spent no real env step
+    assert set(r["rl"]) == set(RL_ARMS)
+    for arm, a in r["rl"].items():
+        assert all(len(x["curve"]) == 1 and 0.0 <= x["eval"]["success"] <= 1.0 for x in a["runs"])
+        assert a["env_steps"]["mean"] > 0
+    assert r["rl"]["sft+grpo-twin"]["real_env_steps"]["max"] == 0
+    assert r["rl"]["sft+grpo-twin"]["runs"][0]["grpo_env"] == "WM-TextWorld-v0"
+    # verifier: TextWorld's eat at budgets 0 and 2, for the scripted agent and the seed-0 real SFT agent
+    v = r["verifier"]
+    assert v["irreversible"] == ["eat"] and len(v["agents"]) == 2
+    for per in v["agents"].values():
+        assert set(per) == {"0", "2"} and per["0"]["verifications"] == 0
+        assert all(x["prevented"] + x["right_blocked"] == x["blocked"] for x in per.values())
+    report = (out / "report.md").read_text()
+    for heading in ("### Agent SFT", "### GRPO", "### Verifier", "sft_success.png", "rl_curve_TextWorld-v0.png"):
+        assert heading in report
+    assert all((out / f).stat().st_size > 0 for f in data["figures"])
+
+    # resuming: finished arms are read back, nothing is trained again
+    marker = out / "TextWorld-v0" / "sft" / "real-s0" / "model.safetensors"
+    before = marker.stat().st_mtime_ns
+    run(cfg, out=str(out), argv=["wmgym", "bench", "utility", "(test)"])
+    assert marker.stat().st_mtime_ns == before
+    again = json.loads((out / "result.json").read_text())["results"]["envs"]["TextWorld-v0"]
+    assert again["sft"]["real"]["success"] == r["sft"]["real"]["success"]
