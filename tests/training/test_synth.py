@@ -100,3 +100,15 @@ def test_the_format_tags_synthetic_episodes_only():
     assert back.synthetic and back.world_model == "m"
     with pytest.raises(ValueError, match="'synthetic' must be true or false"):
         Episode.from_dict({**json.loads(fake.to_json()), "synthetic": "yes"})
+
+
+def test_cli_synth_runs_and_names_bad_input(memorised_twin, tmp_path, capsys):
+    from wmgym.cli import main
+
+    out = tmp_path / "cli.jsonl"
+    assert main(["synth", "--env", "WM-TextWorld-v0", "--agent", "scripted", "--episodes", "1", "--out", str(out),
+                 "--model", str(memorised_twin), "--max-steps", "2", "--keep", "won", "--quiet"]) == 0
+    assert "the twin judged 1 won; wrote 1" in capsys.readouterr().out
+    assert [ep.index for ep in read_episodes(out)] == [0]
+    assert main(["synth", "--env", "TextWorld-v0", "--out", str(out)]) == 2
+    assert "synth plays a twin" in capsys.readouterr().err
