@@ -44,9 +44,10 @@ How one GRPO step maps onto TRL (the reasoning behind the layout):
   made once and reused; a twin's envs share one loaded world model.
 - **vLLM** (``--vllm``, GPU): ``GRPOConfig(use_vllm=True, vllm_mode=--vllm-mode)``; TRL syncs the weights before
   each rollout and the rollout generates through ``trainer.vllm_generation`` (``max_completion_length`` set to
-  ``--max-new-tokens`` for each call, ``stop_token_ids`` the reply's end tokens). Not exercised on this CPU machine: the flag is plumbed through and the
-  call follows TRL 1.16's ``VLLMGeneration.generate``; in ``server`` mode with several processes each process must
-  call it as often as the others, which episodes of different lengths do not guarantee, so use ``colocate``.
+  ``--max-new-tokens`` for each call, ``stop_token_ids`` the reply's end tokens). Not exercised on this CPU
+  machine: the flag is plumbed through and the call follows TRL 1.16's ``VLLMGeneration.generate``; in
+  ``server`` mode with several processes each process must call it as often as the others, which episodes of
+  different lengths do not guarantee, so use ``colocate``.
 - **Checkpoints** every ``--save-steps`` (safetensors, optimizer, RNG, the sampler's place); a run restarted with
   the same ``--out`` resumes from the newest finished one, as SFT does, and keeps its curve up to that step.
 
@@ -800,8 +801,9 @@ def train(cfg: AgentGRPOConfig) -> dict[str, Any]:
     curve.write()
 
     use_bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward_function(cfg.reward)], args=grpo_args(cfg, use_bf16, rollout.fmt.end_ids),
-                          train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout,
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward_function(cfg.reward)],
+                          args=grpo_args(cfg, use_bf16, rollout.fmt.end_ids), train_dataset=dataset,
+                          processing_class=tokenizer, rollout_func=rollout,
                           callbacks=[curve_callback(curve, rollout)])
     if resume:
         print(f"resuming from {resume}")
