@@ -1,4 +1,4 @@
-"""``wmgym train sft|default|export``.
+"""``wmgym train sft|rwml|default|export``.
 
 The ``train sft`` flags are generated from :class:`~wmgym.training.sft.SFTConfig`
 (one flag per field, its docstring as the help, less the fields set from Python
@@ -61,6 +61,51 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rwml(args: argparse.Namespace) -> int:
+    from wmgym.training.rwml import RWMLConfig, train
+
+    names = {f.name for f in dataclasses.fields(RWMLConfig)}
+    cfg = RWMLConfig(**{k: v for k, v in vars(args).items() if k in names})
+    summary = train(cfg)
+    if cfg.prepass_only:
+        print(f"pre-pass only: effective groups {summary['effective_share_before']:.3f} of "
+              f"{summary['prepass_transitions']} transitions (too easy {summary['too_easy_share']:.3f}, unpredictable "
+              f"{summary['unpredictable_share']:.3f}); {cfg.out}/rwml_summary.json")
+        return 0
+    print(f"saved the world model to {cfg.out} ({summary['steps']} GRPO steps; mean reward "
+          f"{summary['mean_reward_first']} at the first step, {summary['mean_reward_last']} at the last; effective "
+          f"groups {summary['effective_groups_mean']}); log in {cfg.out}/rwml_summary.json")
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from wmgym.training.agent import AgentConfig, summary_line, train, write_summary
+
+    names = {f.name for f in dataclasses.fields(AgentConfig)}
+    cfg = AgentConfig(**{k: v for k, v in vars(args).items() if k in names})
+    summary = train(cfg)
+    write_summary(summary, cfg.out)
+    print(summary_line(summary, cfg.out))
+    return 0
+
+
+def cmd_grpo(args: argparse.Namespace) -> int:
+    from wmgym.training.grpo import AgentGRPOConfig, parse_env_args, train
+
+    names = {f.name for f in dataclasses.fields(AgentGRPOConfig)}
+    cfg = AgentGRPOConfig(**{k: v for k, v in vars(args).items() if k in names},
+                          env_kwargs=parse_env_args(args.env_arg))
+    summary = train(cfg)
+    print(f"saved the policy to {cfg.out} (play it as lm:{cfg.out}): {summary['steps']} GRPO steps, mean reward "
+          f"{summary['first_reward']} at the first step, {summary['last_reward']} at the last; curve in "
+          f"{cfg.out}/curve.json")
+    for when in ("before", "after"):
+        ev = summary.get(f"eval_{when}")
+        if ev:
+            print(f"held-out success {when}: {ev['success']:.3f} ({ev['games']} games of {ev['split']})")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from wmgym.training.data import check_mix, episode_chats, group_by_env, mix_sample, parse_mix
     from wmgym.training.export import export_llamafactory, export_word2world
@@ -117,12 +162,38 @@ def cmd_default(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from wmgym.training.sft import PYTHON_ONLY, SFTConfig
 
-    train = sub.add_parser("train", help="train world models (sft, the embedded defaults) and export data")
+    train = sub.add_parser("train", help="train world models (sft, the embedded defaults), agents (agent) and export data")
     tsub = train.add_subparsers(dest="train_command", metavar="TRAIN_COMMAND", required=True)
 
     p = tsub.add_parser("sft", help="dynamics-aligned SFT: trajectories -> world model (HF directory)")
     add_dataclass_args(p, SFTConfig, skip=PYTHON_ONLY)
     p.set_defaults(func=cmd_sft)
+
+    from wmgym.training.rwml import PYTHON_ONLY as RWML_PYTHON_ONLY, RWMLConfig
+
+    p = tsub.add_parser("rwml", help="RWML: GRPO of a world model with a sim-to-real embedding reward (or EM)")
+    add_dataclass_args(p, RWMLConfig, skip=RWML_PYTHON_ONLY)
+    p.set_defaults(func=cmd_rwml)
+
+    from wmgym.training.agent import PYTHON_ONLY as AGENT_PYTHON_ONLY, AgentConfig
+
+    p = tsub.add_parser("agent", help="agent SFT: trajectories -> policy LM (history -> next action), played by "
+                        "the agent spec lm:OUT; --warm-start wm trains it as a world model first")
+    add_dataclass_args(p, AgentConfig, skip=AGENT_PYTHON_ONLY)
+    p.set_defaults(func=cmd_agent)
+
+    from wmgym.training.grpo import PYTHON_ONLY as GRPO_PYTHON_ONLY, AgentGRPOConfig
+
+    p = tsub.add_parser("grpo", help="agent GRPO (TRL): a policy LM plays episodes of any env, real or twin, and "
+                        "learns from group-relative episode rewards; played by the agent spec lm:OUT")
+    add_dataclass_args(p, AgentGRPOConfig, skip=(*GRPO_PYTHON_ONLY, "ray"))
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="step the envs on --workers Ray actors (generation stays in this process, batched): alone, "
+                        "a private local cluster; with an address (auto, HOST:6379), that cluster (docs/scaling.md)")
+    p.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument of gym.make, repeatable (VALUE read as JSON when it parses, else a "
+                        "string), e.g. --env-arg model=runs/wm for a twin's world model")
+    p.set_defaults(func=cmd_grpo)
 
     p = tsub.add_parser("default", help="train the embedded default twin of a real env (collects data if needed)")
     p.add_argument("--env", default=None, help="real env id, e.g. TextWorld-v0 or ALFWorld-v0")
