@@ -156,6 +156,30 @@ class WorkerPool:
                 submit(slot)
             yield result
 
+    def run_on(self, fn: Callable[[Any], Any], jobs: dict[int, Any]) -> dict[int, Any]:
+        """Run ``fn(job)`` on the actor of each slot of ``jobs`` (``{slot: job}``), all at once; ``{slot: result}``.
+
+        For state an actor keeps from one call to the next (the envs a GRPO rollout steps on one actor). A slot
+        whose actor died is left out of the result and gets a fresh actor (its state is gone: the caller rebuilds
+        it); :attr:`lost` records it. Errors raised by ``fn`` reach the caller.
+        """
+        ray = _require_ray()
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+        refs = {slot: self.actors[slot].call.remote(fn, job) for slot, job in jobs.items()}
+        out: dict[int, Any] = {}
+        for slot, ref in refs.items():
+            try:
+                out[slot] = ray.get(ref)
+            except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+                self.lost.append({"slot": slot, "error": type(e).__name__, "retried": True})
+                try:
+                    ray.kill(self.actors[slot], no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+                self.actors[slot] = self._cls.remote()
+        return out
+
     def close(self) -> None:
         """Stop the actors, and the local cluster if this pool started it."""
         ray = _require_ray()

@@ -527,8 +527,8 @@ class RayEnvPool:
             self.workers.close()
 
 
-def play_episodes(pool: EnvPool | RayEnvPool, games: list[str], fmt: ChatFormat, generate: Generator, *, max_steps: int,
-                  max_new_tokens: int, max_tokens: int, seed: int = 0) -> list[Episode]:
+def play_episodes(pool: EnvPool | RayEnvPool, games: list[str], fmt: ChatFormat, generate: Generator, *,
+                  max_steps: int, max_new_tokens: int, max_tokens: int, seed: int = 0) -> list[Episode]:
     """Play one episode per entry of ``games`` (``"SPLIT/INDEX"``; repeats play the same game again), all in
     lockstep with one batched generation per step (see the module docstring)."""
     from wmgym.agents.lm import parse_reply
@@ -601,8 +601,9 @@ class Rollout:
 
     def __init__(self, cfg: AgentGRPOConfig, tokenizer: Any):
         self.cfg, self.fmt = cfg, ChatFormat(tokenizer)
-        self.pool: EnvPool | RayEnvPool = (EnvPool(cfg.env, cfg.env_kwargs) if cfg.ray is None else
-                                           RayEnvPool(cfg.env, cfg.env_kwargs, workers=cfg.workers, address=cfg.ray))
+        self.pool: EnvPool | RayEnvPool = (
+            EnvPool(cfg.env, cfg.env_kwargs) if cfg.ray is None
+            else RayEnvPool(cfg.env, cfg.env_kwargs, workers=cfg.workers, address=cfg.ray))
         #: Stats of the latest rollout (what the curve records for the step it trains).
         self.last: dict[str, float] = {}
         #: The latest rollout's episodes.
@@ -838,5 +839,5 @@ def train(cfg: AgentGRPOConfig) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["AgentGRPOConfig", "ChatFormat", "EnvPool", "Episode", "RayEnvPool", "Rollout", "evaluate", "game_prompts",
-           "hf_generator", "parse_env_args", "parse_game", "play_episodes", "reward_function", "train"]
+__all__ = ["AgentGRPOConfig", "ChatFormat", "EnvPool", "Episode", "RayEnvPool", "Rollout", "evaluate",
+           "game_prompts", "hf_generator", "parse_env_args", "parse_game", "play_episodes", "reward_function", "train"]
