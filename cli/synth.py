@@ -10,7 +10,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     cfg = SynthConfig(env=args.env, agent=args.agent, episodes=args.episodes, out=args.out, keep=args.keep,
                       model=args.model, split=args.split, seed=args.seed, max_steps=args.max_steps,
-                      format=args.format, workers=args.workers, progress=not args.quiet)
+                      format=args.format, workers=args.workers, progress=not args.quiet, ray=args.ray)
     counts = synth(cfg)
     dropped = f"; the {counts['played'] - counts['kept']} others are listed in {dropped_path(args.out)}" \
         if args.keep == "won" else ""
@@ -36,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="step limit (default: the env's)")
     p.add_argument("--format", default="wmgym", choices=("wmgym", "word2world"),
                    help="the env's strings (word2world needs --model trained on them)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (each loads the world model)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes, or Ray actors with --ray (each loads "
+                   "the world model)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="play on --workers Ray actors: alone, a private local cluster; with an address (auto, "
+                        "HOST:6379), that cluster (pip install 'wmgym[dist]'; docs/scaling.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_synth)

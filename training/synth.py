@@ -16,6 +16,12 @@ Resuming: rerunning with the same ``--out`` skips the indices already played for
 format, world model): those in the file, and those ``--keep won`` dropped, which are listed in
 ``OUT.dropped`` (one JSON line each, appended atomically like the episodes). A run killed at any point loses at
 most the episodes in flight and writes none twice.
+
+``ray`` (``--ray [ADDRESS] --workers N``) plays the episodes on the Ray actors of
+:class:`~wmgym.training.distributed.WorkerPool`, as ``wmgym collect --ray`` does: each actor loads the twin once,
+the driver alone writes ``out`` and ``OUT.dropped``, so the files, the episodes for given seeds and the resume rule
+are those of the single-process path (a dead actor's episode is played again on a replacement, or the run stops
+with ``WorkerLost`` and a rerun resumes).
 """
 
 from __future__ import annotations
@@ -63,6 +69,9 @@ class SynthConfig:
     workers: int = 1
     """Parallel worker processes (each loads the world model)."""
     progress: bool = True
+    ray: str | None = None
+    """Play on Ray actors (``workers`` of them): ``"local"`` (a private cluster on this machine) or a cluster address
+    (``auto``, ``HOST:6379``); None: processes of this machine."""
 
     def __post_init__(self) -> None:
         import wmgym  # noqa: F401 - registers ids
@@ -141,8 +150,12 @@ def _synth_one(job: tuple[SynthConfig, int]) -> Episode:
     return ep
 
 
-def synth(cfg: SynthConfig) -> dict[str, int]:
-    """Run (or resume) a synthetic collection; returns counts of this call: ``played``, ``kept``, ``won``."""
+def synth(cfg: SynthConfig, *, pool=None) -> dict[str, int]:
+    """Run (or resume) a synthetic collection; returns counts of this call: ``played``, ``kept``, ``won``.
+
+    ``pool`` (a :class:`~wmgym.training.distributed.WorkerPool`, left open) plays the episodes instead of the pool
+    ``cfg`` asks for: tests hold it to kill its actors.
+    """
     from tqdm import tqdm
 
     done = done_indices(cfg)
@@ -160,19 +173,28 @@ def synth(cfg: SynthConfig) -> dict[str, int]:
     side = dropped_path(cfg.out)
     if side.exists():
         repair(side)
-    pool = None
+    own = None
+    world_model = cfg.world_model()  # the driver's name for it: what resuming matches, whichever node played
     with TrajectoryWriter(cfg.out) as writer:
         fd = os.open(side, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if cfg.keep == "won" else -1
         try:
             jobs = [(cfg, k) for k in todo]
-            if cfg.workers == 1:
-                results: Any = map(_synth_one, jobs)
+            if pool is not None:
+                results: Any = pool.imap_unordered(_synth_one, jobs)
+            elif cfg.ray is not None:
+                from wmgym.training.distributed import WorkerPool
+
+                own = WorkerPool(cfg.workers, cfg.ray)
+                results = own.imap_unordered(_synth_one, jobs)
+            elif cfg.workers == 1:
+                results = map(_synth_one, jobs)
             else:
                 import multiprocessing as mp
 
-                pool = mp.get_context("fork").Pool(cfg.workers, initializer=_worker_init)
-                results = pool.imap_unordered(_synth_one, jobs)
+                own = mp.get_context("fork").Pool(cfg.workers, initializer=_worker_init)
+                results = own.imap_unordered(_synth_one, jobs)
             for ep in results:
+                ep.world_model = world_model
                 counts["played"] += 1
                 counts["won"] += ep.won
                 if cfg.keep == "all" or ep.won:
@@ -186,9 +208,11 @@ def synth(cfg: SynthConfig) -> dict[str, int]:
                     os.fsync(fd)
                 bar.update()
         finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            if hasattr(own, "terminate"):
+                own.terminate()
+                own.join()
+            elif own is not None:
+                own.close()
             if fd >= 0:
                 os.close(fd)
             bar.close()

@@ -173,3 +173,96 @@ def test_sft_runs_data_parallel_on_two_cpu_processes(tmp_path, textworld_expert_
     # Data parallel: the ranks read different batches, so 4 steps saw twice the tokens of one process.
     assert s2["tokens_seen_this_run"] == pytest.approx(2 * s1["tokens_seen_this_run"], rel=0.35)
     assert (two / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------- agent-utility rollouts on the same pool
+def _synth_files(out) -> tuple[list[str], list[str]]:
+    """A synth run's episodes and ``--keep won`` dropped records, order-insensitive."""
+    from wmgym.training.synth import dropped_path
+
+    side = dropped_path(out)
+    dropped = sorted(side.read_text().splitlines()) if side.exists() else []
+    return _contents(out), dropped
+
+
+@pytest.mark.slow
+def test_synth_on_ray_writes_the_same_episodes_and_dropped_list(cluster, trained_textworld_model_dir, tmp_path):
+    """``wmgym synth --ray --workers 2 --keep won``: the kept episodes and the dropped list of one process, also when
+    an actor dies (before its first episode: the episode is played on a replacement) and when the run is resumed
+    with more episodes (every index once, in the file or the dropped list)."""
+    from wmgym.training.synth import SynthConfig, synth
+
+    def cfg(out, **kw):
+        return SynthConfig(env="WM-TextWorld-v0", agent="scripted:0.3", out=str(out), keep="won",
+                           model=str(trained_textworld_model_dir), max_steps=2, seed=1, progress=False, **kw)
+
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    counts = synth(cfg(local, episodes=4))
+    assert counts["played"] == 4 and 0 < counts["kept"] < 4  # both kinds: the dropped list is exercised
+    pool = WorkerPool(2, LOCAL, max_retries=1)
+    try:
+        ray.kill(pool.actors[0], no_restart=True)
+        first = synth(cfg(remote, episodes=2, workers=2), pool=pool)
+        assert first["played"] == 2 and [r["retried"] for r in pool.lost] == [True]
+        rest = synth(cfg(remote, episodes=4, workers=2), pool=pool)  # resumed: only the new indices
+        assert rest["played"] == 2 and first["kept"] + rest["kept"] == counts["kept"]
+    finally:
+        pool.close()
+    assert _synth_files(remote) == _synth_files(local)  # none lost, none twice, the dropped list whole
+    assert all(e.synthetic and e.world_model == str(trained_textworld_model_dir.resolve())
+               for e in read_episodes(remote))
+    assert synth(cfg(remote, episodes=4, workers=2, ray=LOCAL))["played"] == 0  # the resume rule: nothing left
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    """A randomly initialised tiny Qwen2 policy with the ChatML template."""
+    from wmgym.agents.lm import AGENT_SYSTEM
+    from wmgym.training.tiny import build_tiny_model
+
+    texts = [AGENT_SYSTEM, "go east", "take key", "open chest", "look", "Nothing happens.", "You are in a kitchen."]
+    return build_tiny_model(tmp_path_factory.mktemp("policy"), texts * 20, vocab_size=300, initializer_range=0.3)
+
+
+def test_grpo_rollout_with_envs_on_ray_actors_equals_the_local_one(cluster, tiny_policy):
+    """``wmgym train grpo --ray --workers 2``: the rollout function steps the envs on the actors and returns the
+    local rollout's ids, masks, log-probs and rewards for the same seed; an actor killed mid-rollout is replaced and
+    its envs rebuilt by replay, with the same result."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from wmgym.training.grpo import AgentGRPOConfig, RayEnvPool, Rollout, hf_generator
+
+    model, tok = AutoModelForCausalLM.from_pretrained(tiny_policy), AutoTokenizer.from_pretrained(tiny_policy)
+    prompts = ["train/00000", "train/00000", "train/00001", "train/00001"]
+    kw = dict(env="TextWorld-v0", model=str(tiny_policy), group=2, max_steps=3, max_new_tokens=6, max_tokens=1024)
+
+    def play(rollout, kill_at: int | None = None):
+        gen = hf_generator(model, rollout.fmt, temperature=1.0)
+        calls = []
+
+        def generate(contexts, n):
+            calls.append(1)
+            if len(calls) == kill_at:  # the envs of actor 0 are mid-episode
+                ray.kill(rollout.pool.workers.actors[0], no_restart=True)
+            return gen(contexts, n)
+
+        torch.manual_seed(0)
+        return rollout.play(prompts, generate)
+
+    local = Rollout(AgentGRPOConfig(**kw), tok)
+    try:
+        want = play(local)
+    finally:
+        local.pool.close()
+    remote = Rollout(AgentGRPOConfig(**kw, ray=LOCAL, workers=2), tok)
+    try:
+        assert isinstance(remote.pool, RayEnvPool) and remote.pool.num_games("train") > 1
+        got = play(remote)
+        assert got == want
+        assert [ep.actions for ep in remote.episodes] == [ep.actions for ep in local.episodes]
+        assert play(remote, kill_at=2) == want
+        assert [r["slot"] for r in remote.pool.workers.lost] == [0]
+    finally:
+        remote.pool.close()
+    assert sum(len(ep.actions) for ep in local.episodes) > 4  # the episodes went past their first step
