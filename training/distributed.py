@@ -243,18 +243,66 @@ def measure(env: str = "TextWorld-v0", policy: str = "expert", episodes: int = 4
     return out
 
 
+def measure_grpo(env: str = "WM-TextWorld-v0", games: int = 2, group: int = 4, max_steps: int = 5,
+                 workers: int = 2, repeats: int = 2) -> dict[str, Any]:
+    """Wall time of one GRPO rollout (``games`` x ``group`` episodes of a tiny random policy) with the envs in this
+    process and on ``workers`` local Ray actors (``RayEnvPool``), each warmed once, on the same episodes (checked)."""
+    import tempfile
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from wmgym.agents.lm import AGENT_SYSTEM
+    from wmgym.training.grpo import AgentGRPOConfig, Rollout, hf_generator
+    from wmgym.training.tiny import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        build_tiny_model(tmp, [AGENT_SYSTEM, "go east", "take key", "open chest", "look", "Nothing happens."] * 20,
+                         vocab_size=300, initializer_range=0.3)
+        model, tok = AutoModelForCausalLM.from_pretrained(tmp), AutoTokenizer.from_pretrained(tmp)
+        prompts = [f"train/{g:05d}" for g in range(games) for _ in range(group)]
+        kw = dict(env=env, model=tmp, group=group, max_steps=max_steps, max_new_tokens=8, max_tokens=2048)
+        out: dict[str, Any] = {"env": env, "episodes": len(prompts), "cpus": os.cpu_count(),
+                               "load_avg_1min": os.getloadavg()[0]}
+        played = {}
+        for name, extra in (("local", {}), (f"ray_{workers}", {"ray": LOCAL, "workers": workers})):
+            rollout = Rollout(AgentGRPOConfig(**kw, **extra), tok)
+            gen = hf_generator(model, rollout.fmt, temperature=1.0)
+            try:
+                torch.manual_seed(0)
+                rollout.play(prompts, gen)  # warm: envs made, a twin's model loaded
+                best = float("inf")
+                for _ in range(repeats):
+                    torch.manual_seed(0)
+                    t0 = time.perf_counter()
+                    played[name] = rollout.play(prompts, gen)
+                    best = min(best, time.perf_counter() - t0)
+                out[name] = {"rollout_s": best, "env_steps": sum(len(ep.actions) for ep in rollout.episodes)}
+            finally:
+                rollout.pool.close()
+        out["same_rollout"] = played["local"] == played[f"ray_{workers}"]
+    return out
+
+
 if __name__ == "__main__":
     import argparse
     import json
 
     p = argparse.ArgumentParser(prog="python -m wmgym.training.distributed",
-                                description="measure collection episodes/s in-process and on 1 and 2 Ray actors")
+                                description="measure collection episodes/s in-process and on 1 and 2 Ray actors "
+                                            "(--grpo: a GRPO rollout's wall time, envs here or on 2 actors)")
     p.add_argument("--env", default="TextWorld-v0")
     p.add_argument("--policy", default="expert")
     p.add_argument("--episodes", type=int, default=40)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--repeats", type=int, default=1, help="timed passes per setting (the fastest is kept)")
+    p.add_argument("--grpo", action="store_true", help="time a GRPO rollout of --env (real or twin) with its envs "
+                   "here and on 2 Ray actors instead")
     a = p.parse_args()
     import wmgym  # noqa: F401
 
-    print(json.dumps(measure(a.env, a.policy, a.episodes, a.max_steps, repeats=a.repeats), indent=2))
+    if a.grpo:
+        print(json.dumps(measure_grpo(a.env, repeats=max(a.repeats, 1)), indent=2))
+    else:
+        print(json.dumps(measure(a.env, a.policy, a.episodes, a.max_steps, repeats=a.repeats), indent=2))
