@@ -124,3 +124,17 @@ def test_bad_settings_are_named(expert_file, tmp_path):
         _cfg(tmp_path / "missing.jsonl", tmp_path)
     with pytest.raises(ValueError, match=r"no episode of policies \['scripted'\].*\['expert'\]"):
         train(_cfg(expert_file, tmp_path / "x", policy=["scripted"]))
+
+
+def test_lora_on_a_pretrained_chat_model_saves_a_merged_model_lm_dir_plays(expert_file, tmp_path):
+    from wmgym.training.tiny import build_tiny_model
+
+    texts = [m["content"] for ep in load_episodes(expert_file) for m in agent_messages(*episode_turns(ep))]
+    base = build_tiny_model(tmp_path / "base", texts, vocab_size=600)
+    out = tmp_path / "lora"
+    summary = train(_cfg(expert_file, out, model=str(base), lora=True, lora_r=4, max_steps=4, lr=1e-3))
+    assert summary["lora"] and summary["steps"] == 4
+    assert not list(out.glob("adapter_*"))  # merged: an ordinary model directory
+    agent = make_agent(f"lm:{out}?mode=score", "TextWorld-v0")
+    agent.reset("You are in a kitchen.", {}, 0)
+    assert agent.act("You are in a kitchen.", {"admissible_commands": ["go north", "look"]}) in ("go north", "look")
