@@ -617,7 +617,25 @@ class Rollout:
         return hf_generator(model, self.fmt, args.temperature, args.top_p, args.top_k)
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
-        return self.play(prompts, self.generator(trainer))
+        out = self.play(prompts, self.generator(trainer))
+        if trainer.accelerator.num_processes > 1:
+            self.gather_stats()
+        return out
+
+    def gather_stats(self) -> None:
+        """Under ``torchrun``: make :attr:`last` the stats of every process's episodes (TRL hands each process its
+        own whole groups, so the gathered list is still ``group`` episodes of one game at a time), with each
+        process's games under ``rank_games``. A collective: every process calls it once per rollout."""
+        from accelerate.utils import gather_object
+
+        cfg = self.cfg
+        light = [dataclasses.replace(ep, prompt_ids=[], completion_ids=[0] * len(ep.completion_ids), logprobs=[],
+                                     observations=[], action_ids=[]) for ep in self.episodes]
+        episodes = gather_object(light)
+        rewards = [episode_reward(ep, cfg.reward) for ep in episodes]
+        games = gather_object([sorted({ep.game for ep in self.episodes})])
+        rollout_s = max(gather_object([self.last["rollout_s"]]))
+        self.last = {**episode_stats(episodes, rewards, cfg.group), "rollout_s": rollout_s, "rank_games": games}
 
     def play(self, prompts: list[Any], generate: Generator) -> dict[str, Any]:
         """Play one episode per prompt with ``generate`` and return TRL's rollout output (the episodes themselves
@@ -683,6 +701,8 @@ class Curve:
 
     def __init__(self, out: str | Path, resume_step: int | None):
         self.path = Path(out) / "curve.json"
+        #: Only rank 0 of a ``torchrun`` run writes the file (every rank keeps the same data).
+        self.writer = int(os.environ.get("RANK", "0")) == 0
         self.data: dict[str, Any] = {"steps": []}
         if resume_step is not None and self.path.exists():
             self.data = json.loads(self.path.read_text())
@@ -690,6 +710,8 @@ class Curve:
             self.data.pop("eval_after", None)
 
     def write(self) -> None:
+        if not self.writer:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1, default=str))
@@ -702,11 +724,9 @@ def curve_callback(curve: Curve, rollout: Rollout, log_every: bool = True):
 
     class CurveCallback(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
-            if not state.is_world_process_zero:
-                return
             curve.data["steps"].append({"step": state.global_step, **rollout.last})
             curve.write()
-            if log_every:
+            if log_every and state.is_world_process_zero:
                 s = rollout.last
                 print(f"step {state.global_step}/{state.max_steps}: reward {s.get('reward', 0):.3f}, success "
                       f"{s.get('success', 0):.3f}, non-uniform groups {s.get('nonuniform_groups', 0):.2f}, "
@@ -714,7 +734,7 @@ def curve_callback(curve: Curve, rollout: Rollout, log_every: bool = True):
                       flush=True)
 
         def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or not logs or not curve.data["steps"]:
+            if not logs or not curve.data["steps"]:
                 return
             last = curve.data["steps"][-1]
             if last["step"] == state.global_step and "loss" in logs:
@@ -822,6 +842,7 @@ def train(cfg: AgentGRPOConfig) -> dict[str, Any]:
     steps = curve.data["steps"]
     summary = {
         "env": cfg.env, "model": cfg.model, "lora": cfg.lora, "steps": trainer.state.global_step,
+        "processes": trainer.accelerator.num_processes,
         "resumed_from": resume, "wall_s": wall, "games": len(indices),
         "first_reward": steps[0]["reward"] if steps else None,
         "last_reward": steps[-1]["reward"] if steps else None,

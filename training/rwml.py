@@ -374,10 +374,13 @@ class RewardFunction:
         self.reward = reward
         self.__name__ = f"rwml_{reward.kind}"  # TRL names the logged reward after this
         self.history: list[dict[str, float]] = []
+        #: The distinct prompts (transition keys) this process scored.
+        self.keys: set[str] = set()
 
     def __call__(self, prompts: list, completions: list, target: list, key: list | None = None,
                  log_metric: Any = None, **_: Any) -> list[float]:
         texts = [as_text(c) for c in completions]
+        self.keys.update(key or [])
         rewards, sims = self.reward.scores(texts, target)
         em = [float(as_text(c).strip() == as_text(t).strip()) for c, t in zip(texts, target)]
         groups: dict[Any, list[float]] = {}
@@ -448,6 +451,7 @@ def train(cfg: RWMLConfig, *, model: Any = None, tokenizer: Any = None,
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    writer = int(os.environ.get("RANK", "0")) == 0  # a data-parallel run (torchrun): rank 0 alone writes
     if model is None:
         model, tokenizer = load_model(cfg)
     context = getattr(model.config, "max_position_embeddings", None) or 4096
@@ -481,7 +485,10 @@ def train(cfg: RWMLConfig, *, model: Any = None, tokenizer: Any = None,
         if prepass_samples is None:
             prepass_samples = sample(model, tokenizer, transitions, cfg.filter_samples, max_new_tokens=completion_len,
                                      temperature=cfg.temperature, seed=cfg.seed, progress=cfg.progress)
-            cache.write_text(json.dumps({"key": key, "samples": prepass_samples}))
+            if writer:  # under torchrun every rank samples the same pre-pass (same seeds); rank 0 writes it
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"key": key, "samples": prepass_samples}))
+                os.replace(tmp, cache)
         if len(prepass_samples) != len(transitions):
             raise ValueError(f"got pre-pass samples for {len(prepass_samples)} transitions, expected "
                              f"{len(transitions)}")
@@ -497,7 +504,8 @@ def train(cfg: RWMLConfig, *, model: Any = None, tokenizer: Any = None,
             summary = {"model": cfg.model, "reward": cfg.reward, "threshold": cfg.threshold,
                        "embedder": cfg.embedder, "prepass_only": True, "max_completion_length": completion_len,
                        "max_prompt_length": max_prompt, **tstats, **fstats, "config": dataclasses.asdict(cfg)}
-            (out / "rwml_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            if writer:
+                (out / "rwml_summary.json").write_text(json.dumps(summary, indent=2, default=str))
             return summary
         if not kept:
             raise ValueError("the filters dropped every transition (all too easy or unpredictable for the starting "
@@ -550,10 +558,19 @@ def train(cfg: RWMLConfig, *, model: Any = None, tokenizer: Any = None,
                 "similarity": h.get("similarity"), "effective_groups": h.get("effective_groups"),
                 "frac_reward_zero_std": h.get("frac_reward_zero_std"), "kl": h.get("kl")}
                for h in trainer.state.log_history if reward_key in h or "reward" in h]
+    processes = trainer.accelerator.num_processes
+    if processes > 1:  # data parallel: each rank scored its own prompts (a collective: every rank gets here)
+        from accelerate.utils import gather_object
+
+        per_rank = gather_object([sorted(reward_fn.keys)])
+        seen = [k for keys in per_rank for k in keys]
+        fstats = {**fstats, "prompts_per_rank": [len(keys) for keys in per_rank],
+                  "prompts_on_several_ranks": len(seen) - len(set(seen))}
     summary = {"model": cfg.model, "reward": cfg.reward, "threshold": cfg.threshold, "embedder": cfg.embedder,
                "beta": cfg.beta, "lora": cfg.lora, "steps": trainer.state.global_step,
                "num_generations": cfg.num_generations, "prompts_per_step": cfg.prompts_per_step,
-               "completions_sampled": trainer.state.global_step * batch, "max_completion_length": completion_len,
+               "processes": processes, "completions_sampled": trainer.state.global_step * batch * processes,
+               "max_completion_length": completion_len,
                "max_prompt_length": max_prompt, "train_loss": result.training_loss, "wall_s": round(wall, 1),
                "resumed_from": resume, **tstats, **fstats, "history": history,
                "mean_reward_first": history[0]["reward"] if history else None,
