@@ -22,6 +22,9 @@ history, as ``lm:DIR`` plays a GRPO directory (batched through :func:`wmgym.trai
   the reward, no real env step). Each reports the real held-out success before (its SFT start) and after, the
   per-step training-rollout success (real for the real arms, the twin's judgement for the twin arm) and the
   env steps the GRPO run spent, so twin and real GRPO are compared at equal GRPO steps and their env steps shown.
+- ``--score-eval`` also scores every agent as ``lm:DIR?mode=score`` (the best admissible command by
+  length-normalised log-probability, one game at a time): a small model that roughly knows what to do but
+  misspells it still wins there.
 - **verifier**: :mod:`wmgym.benchmarks.verifier` on each env with irreversible actions (declared, or
   TextWorld's ``eat`` from :data:`VERBS`) against ``--budgets`` (0 / 2 / 4 / 10): success, verifications,
   blocked actions and of them the wrong ones prevented, for ``--verifier-agents`` (scripted agents) and the
@@ -97,6 +100,8 @@ class UtilityConfig:
     budgets: list[int] = dataclasses.field(default_factory=lambda: [0, 2, 4, 10])
     verifier_games: int = 20
     verifier_agents: list[str] = dataclasses.field(default_factory=lambda: ["scripted", "scripted:0.5"])
+    score_eval: bool = False
+    """Also score every agent as ``lm:DIR?mode=score`` (best admissible command) on the same games."""
     models: dict[str, str] = dataclasses.field(default_factory=dict)
     """Twin world model per real env id (default: the env's embedded default twin)."""
     real_data: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -230,7 +235,8 @@ def synth_episodes(cfg: UtilityConfig, env: str, out: Path) -> tuple[Path, dict[
     dropped = sum(1 for line in dropped_path(raw).read_text().splitlines() if line.strip()) \
         if dropped_path(raw).exists() else 0
     twin_won = len(load_episodes(str(raw)))
-    meta = {"agent": cfg.agent, "twin": twin_id(env), "played": twin_won + dropped, "twin_won": twin_won, "kept": len(kept),
+    meta = {"agent": cfg.agent, "twin": twin_id(env), "played": twin_won + dropped, "twin_won": twin_won,
+            "kept": len(kept),
             "mean_steps": statistics.fmean(len(ep.steps) for ep in kept),
             "seconds": round(time.perf_counter() - t0, 1)}
     _write(meta_path, meta)
@@ -251,6 +257,43 @@ def evaluate_dir(cfg: UtilityConfig, env: str, model_dir: Path) -> dict[str, Any
     return res
 
 
+def evaluate_score(cfg: UtilityConfig, env: str, model_dir: Path) -> dict[str, Any]:
+    """Real-env success of ``lm:DIR?mode=score`` (the best admissible command by length-normalised
+    log-probability: never an invalid command) on the same held-out games, one by one."""
+    import gymnasium as gym
+
+    from wmgym.agents import make_agent
+    from wmgym.envs import heldout_split
+
+    split = heldout_split(env)
+    real = gym.make(env, split=split, max_episode_steps=cfg.max_steps)
+    t0, wins, ret = time.perf_counter(), 0, 0.0
+    try:
+        for k in range(cfg.eval_games):
+            agent = make_agent(f"lm:{model_dir}?mode=score", env)
+            obs, info = real.reset(seed=EVAL_SEED + k, options={"game": k})
+            agent.reset(obs, info, EVAL_SEED + k, env=real)
+            done = False
+            while not done:
+                obs, reward, terminated, truncated, info = real.step(agent.act(obs, info))
+                ret += float(reward)
+                done = terminated or truncated
+            wins += bool(info.get("won"))
+    finally:
+        real.close()
+    n = cfg.eval_games
+    return {"split": split, "games": n, "success": wins / n, "return": ret / n,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _with_score(cfg: UtilityConfig, env: str, run: Path, res: dict[str, Any]) -> dict[str, Any]:
+    """Add the score-mode evaluation to a finished arm's record when ``score_eval`` asks for it."""
+    if cfg.score_eval and "eval_score" not in res:
+        res["eval_score"] = evaluate_score(cfg, env, run)
+        _write(run / "eval.json", res)
+    return res
+
+
 def sft_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, data: dict[str, Path], out: Path) -> dict[str, Any]:
     """Train (or resume) one SFT arm and score it; read back when done."""
     from wmgym.training.agent import AgentConfig, train
@@ -258,7 +301,7 @@ def sft_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, data: dict[str, P
     run = out / env / "sft" / f"{arm}-s{seed}"
     done = _read(run / "eval.json")
     if done is not None:
-        return done
+        return _with_score(cfg, env, run, done)
     files = {"real": [data["real"]], "synth": [data["synth"]], "mixed": [data["real"], data["synth"]],
              "wm-sft": [data["real"]]}[arm]
     summary = _read(run / "train.json")
@@ -275,6 +318,7 @@ def sft_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, data: dict[str, P
         _write(run / "train.json", summary)
     res = {"arm": arm, "seed": seed, "train": summary, "eval": evaluate_dir(cfg, env, run)}
     _write(run / "eval.json", res)
+    _with_score(cfg, env, run, res)
     print(f"{env} sft {arm:>7} seed {seed}: real success {res['eval']['success']:.3f} "
           f"({cfg.eval_games} held-out games)", flush=True)
     return res
@@ -288,7 +332,9 @@ def rl_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, out: Path, start: 
     run = out / env / "rl" / f"{arm}-s{seed}"
     done = _read(run / "eval.json")
     if done is not None:
-        return done
+        if start.get("eval_score") is not None:
+            done["start_score"] = start["eval_score"]
+        return _with_score(cfg, env, run, done)
     sft_arm_name, where = RL_ARMS[arm]
     play = env if where == "real" else twin_id(env)
     kwargs = {"model": cfg.models[env]} if where == "twin" and env in cfg.models else {}
@@ -305,7 +351,10 @@ def rl_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, out: Path, start: 
            "env_steps": sum(s["env_steps"] for s in steps),
            "real_env_steps": sum(s["env_steps"] for s in steps) if where == "real" else 0,
            "eval": evaluate_dir(cfg, env, run)}
+    if start.get("eval_score") is not None:
+        res["start_score"] = start["eval_score"]
     _write(run / "eval.json", res)
+    _with_score(cfg, env, run, res)
     print(f"{env} rl {arm:>13} seed {seed}: real success {res['start']['success']:.3f} -> "
           f"{res['eval']['success']:.3f} ({res['env_steps']} env steps in {play})", flush=True)
     return res
@@ -350,20 +399,24 @@ def run_env(cfg: UtilityConfig, env: str, out: Path) -> dict[str, Any]:
         for arm in arms:
             sft[arm] = [sft_arm(cfg, env, arm, s, data, out) for s in cfg.seed_list]
         res["sft"] = {arm: {"success": spread([r["eval"]["success"] for r in runs]),
+                            "success_score": spread([r["eval_score"]["success"] for r in runs if "eval_score" in r]),
                             "return": spread([r["eval"]["return"] for r in runs]),
                             "train_episodes": runs[0]["train"]["train_episodes"], "runs": runs}
                       for arm, runs in sft.items()}
         real, syn = res["sft"]["real"]["success"]["mean"], res["sft"].get("synth", {}).get("success", {}).get("mean")
         res["synth_over_real"] = (syn / real) if syn is not None and real else None
         wm = res["sft"]["wm-sft"]["success"]["mean"]
-        # None: undefined (no synth arm, or the real agent never wins, so there is nothing to reach 90% of).
+        # None: undefined (no synth arm, or the real agent never wins, so there is nothing to reach 90% of, or
+        # neither SFT agent ever wins).
         res["goals"] = {"synth >= 0.9 real": None if syn is None or not real else syn >= 0.9 * real,
-                        "wm-sft >= sft": wm >= real}
+                        "wm-sft >= sft": None if not real and not wm else wm >= real}
     if "rl" in cfg.sections:
         rl = {}
         for arm, (start, _) in RL_ARMS.items():
             runs = [rl_arm(cfg, env, arm, s, out, sft[start][i]) for i, s in enumerate(cfg.seed_list)]
             rl[arm] = {"start": spread([r["start"]["success"] for r in runs]),
+                       "start_score": spread([r["start_score"]["success"] for r in runs if "start_score" in r]),
+                       "success_score": spread([r["eval_score"]["success"] for r in runs if "eval_score" in r]),
                        "success": spread([r["eval"]["success"] for r in runs]),
                        "env_steps": spread([r["env_steps"] for r in runs]),
                        "real_env_steps": spread([r["real_env_steps"] for r in runs]), "runs": runs}
@@ -430,17 +483,19 @@ def _markdown(cfg: UtilityConfig, results: dict[str, Any], figures: list[str]) -
                       f"{d['twin_won']} won, the first {d['kept']} kept ({d['mean_steps']:.1f} steps each).", ""]
         if "sft" in r:
             rows = [[arm, str(a["train_episodes"]), pm(a["success"]), pm(a["return"], percent=False),
-                     ", ".join(f"{100 * v:.0f}" for v in a["success"]["values"])] for arm, a in r["sft"].items()]
+                     ", ".join(f"{100 * v:.0f}" for v in a["success"]["values"]), pm(a.get("success_score"))]
+                    for arm, a in r["sft"].items()]
             parts += ["### Agent SFT", "", md_table(["arm", "training episodes", "real success (%)", "real return",
-                                                     "per seed (%)"], rows), "",
+                                                     "per seed (%)", "real success, score mode (%)"], rows), "",
                       f"synth / real success: {fmt(r.get('synth_over_real'), 2)}; goals: "
                       + ", ".join(f"{k}: {fmt(v)}" for k, v in r["goals"].items()), ""]
         if "rl" in r:
             rows = [[arm, a["runs"][0]["grpo_env"], pm(a["start"]), pm(a["success"]),
-                     f"{a['env_steps']['mean']:.0f}", f"{a['real_env_steps']['mean']:.0f}"]
-                    for arm, a in r["rl"].items()]
+                     f"{a['env_steps']['mean']:.0f}", f"{a['real_env_steps']['mean']:.0f}", pm(a.get("start_score")),
+                     pm(a.get("success_score"))] for arm, a in r["rl"].items()]
             parts += ["### GRPO", "", md_table(["arm", "GRPO env", "real success before (%)", "after (%)",
-                                                "env steps", "real env steps"], rows), ""]
+                                                "env steps", "real env steps", "score mode before (%)",
+                                                "score mode after (%)"], rows), ""]
         if r.get("verifier"):
             v = r["verifier"]
             rows = []
@@ -491,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default="0,2,4,10", help="verification budgets")
     p.add_argument("--verifier-games", type=int, default=20, help="held-out games of the verifier section")
     p.add_argument("--verifier-agents", default="scripted,scripted:0.5", help="comma-separated agent specs")
+    p.add_argument("--score-eval", action="store_true", help="also score every agent as lm:DIR?mode=score (the "
+                   "best admissible command) on the same games; added to finished arms on a rerun")
     p.add_argument("--model", action="append", default=[], help="ENV=DIR: the twin's world model for ENV")
     p.add_argument("--real-data", action="append", default=[], help="ENV=FILE: real trajectories for ENV")
     p.add_argument("--seed", type=int, default=0)
@@ -506,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                         games_per_step=args.games_per_step, eval_games=args.eval_games, max_steps=args.max_steps,
                         budgets=[int(b) for b in args.budgets.split(",") if b.strip()],
                         verifier_games=args.verifier_games,
-                        verifier_agents=[a for a in args.verifier_agents.split(",") if a],
+                        verifier_agents=[a for a in args.verifier_agents.split(",") if a], score_eval=args.score_eval,
                         models=_kv(args.model, "--model"), real_data=_kv(args.real_data, "--real-data"))
     run(cfg, out=args.out, run_name=args.run_name,
         argv=None if argv is None else ["wmgym", "bench", "utility", *argv])

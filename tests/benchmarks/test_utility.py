@@ -42,20 +42,24 @@ def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textwor
 
     cfg = UtilityConfig(envs=["TextWorld-v0"], episodes=2, seeds=1, sft_steps=2, grpo_steps=1, group=2,
                         eval_games=2, max_steps=4, synth_factor=2, budgets=[0, 2], verifier_games=2,
-                        verifier_agents=["scripted"], models={"TextWorld-v0": str(trained_textworld_model_dir)},
+                        verifier_agents=["scripted"], score_eval=True,
+                        models={"TextWorld-v0": str(trained_textworld_model_dir)},
                         real_data={"TextWorld-v0": textworld_gold_file})
     out = tmp_path / "utility"
     run(cfg, out=str(out), argv=["wmgym", "bench", "utility", "(test)"])
     data = json.loads((out / "result.json").read_text())
     assert data["benchmark"] == "utility" and data["metadata"]["seeds"]["training"] == [0]
     r = data["results"]["envs"]["TextWorld-v0"]
-    # sft: every arm (one seed here; the spread over seeds is test_spread_and_cells), real-env success in [0, 1] on the 2 held-out games
+    # sft: every arm (one seed here; test_spread_and_cells checks the spread over seeds), real-env success in
+    # [0, 1] on the 2 held-out games
     assert set(r["sft"]) == set(SFT_ARMS)
     for arm, a in r["sft"].items():
         assert a["success"]["n"] == 1 and all(0.0 <= v <= 1.0 for v in a["success"]["values"])
         assert a["success"]["min"] <= a["success"]["mean"] <= a["success"]["max"]
         assert all(x["eval"]["games"] == 2 and x["eval"]["split"] == "test" for x in a["runs"])
-    assert r["sft"]["mixed"]["train_episodes"] == r["sft"]["real"]["train_episodes"] + r["sft"]["synth"]["train_episodes"]
+        assert a["success_score"]["n"] == 1 and 0.0 <= a["success_score"]["mean"] <= 1.0
+    sizes = {arm: a["train_episodes"] for arm, a in r["sft"].items()}
+    assert sizes["mixed"] == sizes["real"] + sizes["synth"]
     assert r["sft"]["wm-sft"]["runs"][0]["train"]["warm_start_steps"] == 2
     d = r["synth_data"]
     assert 1 <= d["kept"] <= 2 and d["kept"] <= d["twin_won"] <= d["played"] <= 4
@@ -66,6 +70,7 @@ def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textwor
         assert all(len(x["curve"]) == 1 and 0.0 <= x["eval"]["success"] <= 1.0 for x in a["runs"])
         assert a["env_steps"]["mean"] > 0
     assert r["rl"]["sft+grpo-twin"]["real_env_steps"]["max"] == 0
+    assert all(a["success_score"]["n"] == 1 and a["start_score"]["n"] == 1 for a in r["rl"].values())
     assert r["rl"]["sft+grpo-twin"]["runs"][0]["grpo_env"] == "WM-TextWorld-v0"
     # verifier: TextWorld's eat at budgets 0 and 2, for the scripted agent and the seed-0 real SFT agent
     v = r["verifier"]
