@@ -419,6 +419,8 @@ def run_env(cfg: UtilityConfig, env: str, out: Path) -> dict[str, Any]:
                        "success_score": spread([r["eval_score"]["success"] for r in runs if "eval_score" in r]),
                        "success": spread([r["eval"]["success"] for r in runs]),
                        "env_steps": spread([r["env_steps"] for r in runs]),
+                       "rollout_success": spread([statistics.fmean(s["success"] or 0.0 for s in r["curve"])
+                                                  for r in runs if r["curve"]]),
                        "real_env_steps": spread([r["real_env_steps"] for r in runs]), "runs": runs}
         res["rl"] = rl
     if "verifier" in cfg.sections:
@@ -491,11 +493,14 @@ def _markdown(cfg: UtilityConfig, results: dict[str, Any], figures: list[str]) -
                       + ", ".join(f"{k}: {fmt(v)}" for k, v in r["goals"].items()), ""]
         if "rl" in r:
             rows = [[arm, a["runs"][0]["grpo_env"], pm(a["start"]), pm(a["success"]),
-                     f"{a['env_steps']['mean']:.0f}", f"{a['real_env_steps']['mean']:.0f}", pm(a.get("start_score")),
-                     pm(a.get("success_score"))] for arm, a in r["rl"].items()]
-            parts += ["### GRPO", "", md_table(["arm", "GRPO env", "real success before (%)", "after (%)",
-                                                "env steps", "real env steps", "score mode before (%)",
-                                                "score mode after (%)"], rows), ""]
+                     pm(a.get("rollout_success")), f"{a['env_steps']['mean']:.0f}",
+                     f"{a['real_env_steps']['mean']:.0f}", pm(a.get("start_score")), pm(a.get("success_score"))]
+                    for arm, a in r["rl"].items()]
+            parts += ["### GRPO", "", "Rollout success: the training episodes' success as the GRPO env judged it "
+                      "(the twin's success marker for the twin arm), mean over steps.", "",
+                      md_table(["arm", "GRPO env", "real success before (%)", "after (%)", "rollout success (%)",
+                                "env steps", "real env steps", "score mode before (%)", "score mode after (%)"],
+                               rows), ""]
         if r.get("verifier"):
             v = r["verifier"]
             rows = []
@@ -503,10 +508,10 @@ def _markdown(cfg: UtilityConfig, results: dict[str, Any], figures: list[str]) -
                 for b, x in per.items():
                     rows.append([spec, str(b), _rate(x["success"]),
                                  str(x["verifications"]), str(x["blocked"]), str(x["prevented"]),
-                                 str(x["right_blocked"])])
+                                 str(x["right_blocked"]), str(x["irreversible_real"]), str(x["wrong_real"])])
             parts += ["### Verifier", "", f"Irreversible: {v['irreversible']}, {v['games']} {v['split']} games.", "",
                       md_table(["agent", "budget", "success", "verifications", "blocked", "wrong prevented",
-                                "right blocked"], rows), ""]
+                                "right blocked", "irreversible played", "of them not won"], rows), ""]
     parts += [f"![{f}]({f})" for f in figures]
     return "\n".join(parts)
 
