@@ -14,7 +14,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     gym.spec(args.env)  # unknown ids fail here with Gymnasium's suggestions
     cfg = CollectConfig(env=args.env, policy=args.policy, episodes=args.episodes, out=args.out,
                         workers=args.workers, split=args.split, seed=args.seed, max_steps=args.max_steps,
-                        progress=not args.quiet, ray=args.ray, format=args.format)
+                        progress=not args.quiet, ray=args.ray, format=args.format, spread=args.spread)
     n = collect(cfg)
     print(f"wrote {n} new episode(s) to {args.out}")
     return 0
@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="wmgym", choices=("wmgym", "word2world"),
                    help="the env's strings: wmgym's, or Word2World's (for its checkpoints and "
                         "`wmgym train export --format word2world`)")
+    p.add_argument("--spread", action="store_true",
+                   help="episode k plays game (k*s) mod n (s ~ n/golden ratio) instead of k mod n: any number of "
+                        "episodes spreads over the whole split (for splits whose games are grouped, as SciWorld's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run the --workers as Ray actors: alone, a private local cluster; with an "

@@ -3,8 +3,15 @@
 ``wmgym collect --env TextWorld-v0 --policy expert --episodes 100 --out tw.jsonl --workers 2``
 
 The policy is an agent spec (:mod:`wmgym.agents.factory`), made with privileged access: the expert and
-its kin read the engine. Episode ``k`` of a run plays game ``k mod n`` of the split (so a run covers
-distinct games first) with seed ``seed + k``. Episodes are written one JSON
+its kin read the engine. Episode ``k`` of a run plays game :func:`game_index` ``(k, n)`` of the split's ``n``
+games with seed ``seed + k``: by default game ``k mod n`` (so a run covers distinct games first). Splits that list
+their games grouped (SciWorld's: 30 tasks in contiguous blocks) would then give a short run the first few groups
+only, so ``spread=True`` (``--spread``) plays game ``(k * s) mod n`` instead, ``s`` the integer nearest
+``n / golden ratio`` that is coprime to ``n``: a permutation of the ``n`` games for ``k < n`` (distinct games first,
+as before; ``k >= n`` wraps as ``k mod n`` does), and any prefix of it is spread evenly over the split (the
+golden-ratio sequence leaves no large gap: the first 60 of SciWorld's 3,592 train games leave none over 97 games, so
+every block of ``n / 30`` holds one). The file does not record the order; a run resumed with the other setting would
+mix the two (each episode records its ``game_id``). Episodes are written one JSON
 line each, atomically, in whatever order workers finish them; rerunning with
 the same ``--out`` skips the indices already in the file, so an interrupted run
 (even ``kill -9``) resumes losing at most the episodes in flight.
@@ -16,6 +23,8 @@ private local cluster or an existing one; the driver still writes the one file, 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
 import signal
 
@@ -53,6 +62,8 @@ class CollectConfig:
     ray: str | None = None
     """Run the workers as Ray actors: ``"local"`` (a private cluster on this machine) or a cluster address
     (``auto``, ``HOST:6379``); None: processes of this machine."""
+    spread: bool = False
+    """Episode k plays game ``(k * s) mod n`` (spread over the split, see :func:`game_index`) instead of ``k mod n``."""
 
     def __post_init__(self) -> None:
         if self.episodes < 0:
@@ -64,6 +75,35 @@ class CollectConfig:
     def policy_name(self) -> str:
         """The name the policy's episodes record (the spec's canonical form)."""
         return parse_spec(self.policy, privileged=True).name
+
+
+#: The golden ratio: multiples of ``n / _PHI`` modulo ``n`` leave the most even gaps of any step.
+_PHI = (1 + 5 ** 0.5) / 2
+
+
+@functools.lru_cache(maxsize=64)
+def spread_step(n: int) -> int:
+    """The step ``s`` of the spread game order over ``n`` games: the integer nearest ``n / golden ratio`` that is
+    coprime to ``n`` (so ``k * s mod n`` visits every game once in ``n`` episodes); the nearer one first, the
+    smaller one on a tie."""
+    if n < 1:
+        raise ValueError(f"a split needs at least one game, got n={n}")
+    if n <= 2:
+        return 1
+    target = n / _PHI
+    for c in sorted(range(1, n), key=lambda c: (abs(c - target), c)):
+        if math.gcd(c, n) == 1:
+            return c
+    raise AssertionError("unreachable: 1 is coprime to every n")
+
+
+def game_index(k: int, n: int, spread: bool = False) -> int:
+    """The game episode ``k`` of a run plays among a split's ``n`` games: ``k mod n``, or with ``spread`` the
+    golden-ratio order ``(k * spread_step(n)) mod n`` (see the module docstring). The one home of this mapping:
+    the local and Ray collectors (both run :func:`_collect_one`) and ``wmgym synth`` use it."""
+    if n < 1:
+        raise ValueError(f"a split needs at least one game, got n={n}")
+    return (k % n) * spread_step(n) % n if spread else k % n
 
 
 def run_episode(env: gym.Env, agent: Agent, *, seed: int | None = None, options: dict | None = None,
@@ -110,7 +150,7 @@ def _collect_one(job: tuple[CollectConfig, int]) -> Episode:
     env = _worker_envs[key]
     n = env.unwrapped.num_games(cfg.split)
     agent = make_agent(cfg.policy, cfg.env, privileged=True)
-    ep = run_episode(env, agent, seed=cfg.seed + k, options={"game": k % n, "split": cfg.split},
+    ep = run_episode(env, agent, seed=cfg.seed + k, options={"game": game_index(k, n, cfg.spread), "split": cfg.split},
                      env_id=cfg.env, index=k)
     return ep
 
@@ -143,7 +183,7 @@ def collect(cfg: CollectConfig, *, pool=None) -> int:
     probe = gym.make(env_cls.id, split=cfg.split)
     n = probe.unwrapped.num_games(cfg.split)
     # Generate the games once, with a progress bar, before playing (a no-op for envs that generate none).
-    probe.unwrapped.prepare_games(cfg.split, sorted({k % n for k in todo}), workers=cfg.workers,
+    probe.unwrapped.prepare_games(cfg.split, sorted({game_index(k, n, cfg.spread) for k in todo}), workers=cfg.workers,
                                   progress=cfg.progress)
     probe.close()
 

@@ -36,7 +36,7 @@ import gymnasium as gym
 
 from wmgym.agents import make_agent, parse_spec
 from wmgym.envs import real_id
-from wmgym.training.collect import _worker_init, run_episode
+from wmgym.training.collect import _worker_init, game_index, run_episode
 from wmgym.training.trajectories import Episode, TrajectoryWriter, read_episodes, repair
 
 #: Values of ``--keep``.
@@ -144,7 +144,7 @@ def _synth_one(job: tuple[SynthConfig, int]) -> Episode:
     env = _worker_envs[key]
     n = env.unwrapped.num_games(cfg.split)
     agent = make_agent(cfg.agent, cfg.env)
-    ep = run_episode(env, agent, seed=cfg.seed + k, options={"game": k % n, "split": cfg.split}, env_id=cfg.env,
+    ep = run_episode(env, agent, seed=cfg.seed + k, options={"game": game_index(k, n), "split": cfg.split}, env_id=cfg.env,
                      index=k)
     ep.synthetic, ep.world_model = True, cfg.world_model()
     return ep
@@ -165,7 +165,7 @@ def synth(cfg: SynthConfig, *, pool=None) -> dict[str, int]:
         return counts
     probe = gym.make(real_id(cfg.env), split=cfg.split)  # the real env: games, without loading the model
     n = probe.unwrapped.num_games(cfg.split)
-    probe.unwrapped.prepare_games(cfg.split, sorted({k % n for k in todo}), workers=cfg.workers,
+    probe.unwrapped.prepare_games(cfg.split, sorted({game_index(k, n) for k in todo}), workers=cfg.workers,
                                   progress=cfg.progress)
     probe.close()
     bar = tqdm(total=cfg.episodes, initial=len(done), desc=f"synth {cfg.env} ({cfg.agent})", unit="ep",

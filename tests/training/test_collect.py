@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from wmgym.training.collect import CollectConfig, collect
+from wmgym.training.collect import CollectConfig, collect, game_index, spread_step
 from wmgym.training.trajectories import read_episodes
 
 
@@ -87,3 +87,46 @@ def test_kill_9_then_resume_loses_nothing(tmp_path, wmgym_home):
     assert out.read_bytes().endswith(b"\n")
     for line in out.read_text().splitlines():  # every line is a whole episode
         assert line.startswith("{") and line.endswith("}")
+
+
+def test_spread_order_is_a_permutation_whose_prefixes_cover_the_split():
+    """SciWorld's train split: 3,592 games in 30 task blocks. ``k mod n`` gives 60 episodes one block of n/30;
+    the spread order gives every block one by the 60th episode, and is still each game once per n episodes."""
+    import math
+
+    n = 3592
+    assert spread_step(n) == 2219 and math.gcd(2219, n) == 1  # round(n / golden ratio) = 2220 shares 4 with n
+    order = [game_index(k, n, spread=True) for k in range(n)]
+    assert sorted(order) == list(range(n))
+    assert [game_index(k, n, spread=True) for k in range(n, n + 5)] == order[:5]  # k >= n wraps as k mod n does
+    assert [game_index(k, n) for k in range(n + 2)] == [*range(n), 0, 1]  # the default order is unchanged
+
+    def blocks(games):
+        return {g * 30 // n for g in games}  # block i holds games [i n / 30, (i + 1) n / 30)
+
+    assert blocks(order[:60]) == set(range(30))  # prefixes only grow, so every m >= 60 covers them too
+    assert blocks(range(60)) == {0}
+    for size in (1, 2, 3, 10, 1819, 2500):  # small and real split sizes: a permutation each
+        assert sorted(game_index(k, size, spread=True) for k in range(size)) == list(range(size))
+    with pytest.raises(ValueError, match="n=0"):
+        game_index(0, 0, spread=True)
+
+
+def test_spread_collection_plays_the_spread_games_and_resumes(tmp_path):
+    """``spread=True`` (and ``wmgym collect --spread``) records the spread order's games; a resumed run plays
+    only the missing indices, on the games of those indices."""
+    from wmgym.cli import main
+
+    out = tmp_path / "spread.jsonl"
+    cfg = dict(env="TextWorld-v0", policy="random", out=str(out), progress=False, max_steps=2)
+    assert collect(CollectConfig(episodes=2, spread=True, **cfg)) == 2
+    assert main(["collect", "--env", "TextWorld-v0", "--policy", "random", "--episodes", "4", "--out", str(out),
+                 "--max-steps", "2", "--quiet", "--spread"]) == 0
+    eps = sorted(read_episodes(out), key=lambda e: e.index)
+    import gymnasium as gym
+
+    n = gym.make("TextWorld-v0").unwrapped.num_games("train")  # 2,500
+    assert [e.index for e in eps] == [0, 1, 2, 3]  # resumed: no index twice
+    assert [e.game_id for e in eps] == [f"train/{game_index(k, n, spread=True):05d}" for k in range(4)]
+    assert [e.game_id for e in eps] == ["train/00000", "train/01547", "train/00594", "train/02141"]
+    assert collect(CollectConfig(episodes=4, spread=True, **cfg)) == 0
