@@ -133,8 +133,9 @@ class TextEnv(gym.Env[str, str]):
     #: The split the benchmarks score on and the default twin is evaluated on (one of ``splits``).
     heldout_split: ClassVar[str] = "test"
     #: The default twin's recipe as plain data (``wmgym train default``): ``train`` / ``test`` lists of
-    #: ``[policy, episodes]`` collected on the train / held-out split, ``sft`` (``SFTConfig`` fields) and
-    #: ``max_steps`` (per collected episode; ``None``: the env's). ``None``: the generic recipe of
+    #: ``[policy, episodes]`` collected on the train / held-out split, ``sft`` (``SFTConfig`` fields),
+    #: ``max_steps`` (per collected episode; ``None``: the env's) and ``spread`` (episodes spread over the split's
+    #: games, for splits grouped by task; default False). ``None``: the generic recipe of
     #: :mod:`wmgym.training.default`. Its hash keys the cached default twin, so a change retrains it.
     default_twin: ClassVar[dict[str, Any] | None] = None
     #: ``"package.module:Class"`` of the env's observation-only scripted agent, or ``None``.

@@ -44,11 +44,16 @@ class DefaultRecipe:
     """SFTConfig fields for this env (the rest keep their defaults)."""
     max_steps: int | None = None
     """Step limit per collected episode (default: the env's)."""
+    spread: bool = False
+    """Collect with ``CollectConfig.spread``: episodes spread over the split's games instead of its first ones
+    (for splits whose games are grouped by task, as SciWorld's)."""
 
     def key(self) -> str:
         """A hash of the recipe and of the env's init_context wording: a default trained with another
         recipe, or on episodes worded otherwise, is retrained."""
         fields = {**dataclasses.asdict(self), **_context_stamp(self.env)}
+        if not self.spread:  # absent when off, so the recipes made before the field keep their keys
+            del fields["spread"]
         return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -72,6 +77,7 @@ GENERIC: dict[str, Any] = {
     "sft": {"preset": "tiny", "curriculum": 0.3, "max_steps": 1600, "batch_tokens": 4096, "lr": 3e-3,
             "max_length": 2048, "eval_steps": 400, "save_steps": 400},
     "max_steps": None,
+    "spread": False,
 }
 
 
@@ -83,7 +89,7 @@ def _recipe(env: str, fields: dict[str, Any], defaults: dict[str, Any] = GENERIC
         raise ValueError(f"recipe of {env} has unknown fields {sorted(unknown)}; valid fields: {sorted(GENERIC)}")
     merged = {**defaults, **fields}
     return DefaultRecipe(env=env, train=[tuple(p) for p in merged["train"]], test=[tuple(p) for p in merged["test"]],
-                         sft=dict(merged["sft"]), max_steps=merged["max_steps"])
+                         sft=dict(merged["sft"]), max_steps=merged["max_steps"], spread=bool(merged["spread"]))
 
 
 def recipe_for(env: str) -> DefaultRecipe:
@@ -114,6 +120,8 @@ def data_paths(env: str) -> tuple[Path, Path]:
     settings reuses the data)."""
     r = recipe_for(env)
     plan_fields = [r.train, r.test, r.max_steps, *_context_stamp(env).values()]
+    if r.spread:  # only then: the plans made before the field keep their folders
+        plan_fields.append({"spread": True})
     plan = hashlib.sha1(json.dumps(plan_fields).encode()).hexdigest()[:12]
     d = wmgym_home() / "data" / env / plan
     return d / "train.jsonl", d / "test.jsonl"
@@ -135,7 +143,7 @@ def collect_data(recipe: DefaultRecipe, workers: int = 2, progress: bool = True)
         for policy, n in plan:
             collect(CollectConfig(env=recipe.env, policy=policy, episodes=n, out=str(path), workers=workers,
                                   split=split, seed=0 if split == "train" else 10_000, max_steps=recipe.max_steps,
-                                  progress=progress))
+                                  progress=progress, spread=recipe.spread))
     return train_path, test_path
 
 

@@ -123,6 +123,9 @@ class SciWorldEnv(TextEnv):
     formats = FORMATS  # ours and Word2World's (word2world.py)
     engine_benchmark = "wmgym.benchmarks.engines.sciworld:main"
     blocked_commands = frozenset({"reset task"})
+    #: The generic recipe, its episodes spread over the split: the splits list games grouped by task (30 tasks in
+    #: contiguous blocks), so episode k on game k mod n covered 5 of the 30 tasks (docs/experiments/sciworld-recipe.md).
+    default_twin = {"spread": True}
 
     def __init__(self, split: str | None = None, render_mode: str | None = None,
                  task: str | list[str] | None = None, admissible_commands: bool = True, format: str = "wmgym"):

@@ -19,7 +19,7 @@ from wmgym.envs import (TWIN_PREFIX, TextEnv, env_class, heldout_split, load_ent
                         twin_id)
 
 REAL_IDS = [i for i in registered_ids() if not i.startswith(TWIN_PREFIX)]
-RECIPE_FIELDS = {"train", "test", "sft", "max_steps"}
+RECIPE_FIELDS = {"train", "test", "sft", "max_steps", "spread"}
 WORD2WORLD_IDS = {"TextWorld-v0", "ALFWorld-v0", "SciWorld-v0", "WebShop-v0"}
 
 
@@ -58,6 +58,8 @@ def _recipe_problems(recipe: Any) -> list[str]:
     steps = recipe.get("max_steps")
     if steps is not None and not (isinstance(steps, int) and steps > 0):
         problems.append(f"default_twin['max_steps'] must be a positive int or None, got {steps!r}")
+    if not isinstance(recipe.get("spread", False), bool):
+        problems.append(f"default_twin['spread'] must be True or False, got {recipe['spread']!r}")
     return problems
 
 

@@ -41,6 +41,49 @@ def test_a_recipe_is_built_from_the_env_declaration(monkeypatch):
     assert default.recipe_for("ALFWorld-v0").sft == default.GENERIC["sft"]
 
 
+def test_spread_enters_the_hashes_only_when_on(monkeypatch):
+    """``spread`` False (every pinned recipe) leaves the recipe key and data folder as they were before the field;
+    True gives another key and folder; SciWorld's recipe is the generic one, spread."""
+    import dataclasses
+
+    from wmgym.envs.sciworld.env import SciWorldEnv
+    from wmgym.envs.textworld.env import TextWorldEnv
+
+    r = default.recipe_for("TextWorld-v0")
+    key, plan = PINNED["TextWorld-v0"]
+    assert r.spread is False and r.key() == key
+    assert dataclasses.replace(r, spread=True).key() != key
+    monkeypatch.setattr(TextWorldEnv, "default_twin", {**TextWorldEnv.default_twin, "spread": False})
+    assert default.recipe_for("TextWorld-v0").key() == key and default.data_paths("TextWorld-v0")[0].parent.name == plan
+    monkeypatch.setattr(TextWorldEnv, "default_twin", {**TextWorldEnv.default_twin, "spread": True})
+    assert default.recipe_for("TextWorld-v0").key() != key and default.data_paths("TextWorld-v0")[0].parent.name != plan
+
+    sci = default.recipe_for("SciWorld-v0")
+    assert SciWorldEnv.default_twin == {"spread": True} and sci.spread is True
+    generic = default._recipe("SciWorld-v0", {})
+    assert (sci.train, sci.test, sci.sft, sci.max_steps) == (generic.train, generic.test, generic.sft, generic.max_steps)
+    assert sci.key() != generic.key()
+
+
+def test_collect_data_spreads_a_spread_recipe(monkeypatch):
+    """A recipe with ``spread`` collects its train and held-out episodes on the spread order's games."""
+    import gymnasium as gym
+
+    from wmgym.envs.textworld.env import TextWorldEnv
+    from wmgym.training.collect import game_index
+    from wmgym.training.trajectories import read_episodes
+
+    monkeypatch.setattr(TextWorldEnv, "default_twin", {"train": [("random", 3)], "test": [("random", 2)],
+                                                       "max_steps": 2, "spread": True})
+    train_path, test_path = default.collect_data(default.recipe_for("TextWorld-v0"), workers=1, progress=False)
+    env = gym.make("TextWorld-v0").unwrapped
+    for path, split, count in ((train_path, "train", 3), (test_path, "test", 2)):
+        n = env.num_games(split)
+        games = [e.game_id for e in sorted(read_episodes(path), key=lambda e: e.index)]
+        assert games == [f"{split}/{game_index(k, n, spread=True):05d}" for k in range(count)]
+        assert games[1] != f"{split}/00001"
+
+
 MINI = {"train": [("expert", 3), ("random", 1)], "test": [("expert", 1)],
         "sft": {"preset": "tiny-s", "max_steps": 6, "batch_tokens": 2048, "eval_steps": 3, "save_steps": 3, "lr": 3e-3},
         "max_steps": 6}
