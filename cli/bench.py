@@ -62,7 +62,10 @@ def run_engine(argv: list[str]) -> int:
         gym.spec(known.env)  # an unknown id fails with Gymnasium's suggestions
         raise ValueError(f"{known.env} declares no engine benchmark (TextEnv.engine_benchmark); "
                          f"envs that do: {sorted(declared)}")
-    return int(load_entry_point(declared[known.env])(rest) or 0)
+    entry = declared[known.env]
+    if sum(e == entry for e in declared.values()) > 1:  # one benchmark for several ids (Tau2's domains): say which
+        rest = ["--env", known.env, *rest]
+    return int(load_entry_point(entry)(rest) or 0)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

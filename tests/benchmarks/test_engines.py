@@ -38,3 +38,14 @@ def test_bench_engine_runs_the_benchmark_the_env_declares(monkeypatch, capsys):
     assert "TextWorld-v0 declares no engine benchmark" in err and "'ALFWorld-v0', 'SciWorld-v0'" in err
     assert main(["bench", "engine", "--help"]) == 0
     assert "wmgym.benchmarks.engines.sciworld:main" in capsys.readouterr().out
+
+
+def test_bench_engine_tells_a_shared_benchmark_which_id_it_runs(tmp_path):
+    """Tau2's three ids declare one engine benchmark: `--env Tau2-Telecom-v0` runs that domain alone."""
+    pytest.importorskip("tau2")
+    from wmgym.cli import main
+
+    assert main(["bench", "engine", "--env", "Tau2-Telecom-v0", "--tasks", "2", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert list(data["results"]) == ["Tau2-Telecom-v0"]
+    assert data["results"]["Tau2-Telecom-v0"]["expert_wins_all"][1] > 0
