@@ -286,23 +286,13 @@ def load_model(cfg: AgentConfig, train_episodes: list) -> tuple[Any, Any]:
             tiny.save_tokenizer(tokenizer, init)
         return tiny.build_model(tokenizer, preset, seed=cfg.seed), tokenizer
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from wmgym.training.sft import load_pretrained, lora_config
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    if tokenizer.chat_template is None:
-        raise ValueError(f"{cfg.model} has no chat template; use an instruct/chat model or add one to its "
-                         "tokenizer_config.json")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code,
-                                                 use_safetensors=True)
+    model, tokenizer = load_pretrained(cfg.model, cfg.trust_remote_code)
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        targets: Any = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules=targets,
-                                                 task_type="CAUSAL_LM"))
+        model = get_peft_model(model, lora_config(cfg))
     return model, tokenizer
 
 

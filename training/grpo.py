@@ -747,22 +747,15 @@ def curve_callback(curve: Curve, rollout: Rollout, log_every: bool = True):
 # ---------------------------------------------------------------------------- training
 def load_policy(cfg: AgentGRPOConfig) -> tuple[Any, Any]:
     """The starting policy and its tokenizer (LoRA-wrapped with ``--lora``)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from wmgym.training.sft import load_pretrained, lora_config
 
     if not Path(cfg.model).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise FileNotFoundError(f"policy model {cfg.model!r} is not a local directory (and the hub is offline)")
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code,
-                                                 use_safetensors=True)
+    model, tokenizer = load_pretrained(cfg.model, cfg.trust_remote_code, require_chat_template=False)
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        targets: Any = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules=targets,
-                                                 task_type="CAUSAL_LM"))
+        model = get_peft_model(model, lora_config(cfg))
     return model, tokenizer
 
 

@@ -401,17 +401,10 @@ class RewardFunction:
 
 
 def load_model(cfg: RWMLConfig) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from wmgym.training.sft import load_pretrained
     from wmgym.worldmodels.loading import resolve_model
 
-    name = resolve_model(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=cfg.trust_remote_code)
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"{cfg.model} has no chat template; a world model needs one")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(name, use_safetensors=True, trust_remote_code=cfg.trust_remote_code)
+    model, tokenizer = load_pretrained(resolve_model(cfg.model), cfg.trust_remote_code)
     model.config.use_cache = True  # sampling; the tiny twins are saved with use_cache False (training)
     return model, tokenizer
 
@@ -515,6 +508,7 @@ def train(cfg: RWMLConfig, *, model: Any = None, tokenizer: Any = None,
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from wmgym.training.sft import lora_config
     from wmgym.training.sft_trainer import bf16_supported, latest_checkpoint
 
     on_gpu = torch.cuda.is_available()
@@ -532,13 +526,7 @@ def train(cfg: RWMLConfig, *, model: Any = None, tokenizer: Any = None,
         save_only_model=False, remove_unused_columns=False, shuffle_dataset=True, log_completions=False,
         dataloader_num_workers=0,
     )
-    peft_config = None
-    if cfg.lora:
-        from peft import LoraConfig
-
-        targets: Any = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                 target_modules=targets, task_type="CAUSAL_LM")
+    peft_config = lora_config(cfg) if cfg.lora else None
     reward_fn = RewardFunction(reward)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_fn, args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config)

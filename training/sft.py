@@ -196,26 +196,38 @@ def load_model(cfg: SFTConfig, train_episodes: list) -> tuple[Any, Any]:
             warm_up(model, tokenizer, cfg, out / "init", train_episodes)
         return model, tokenizer
 
+    model, tokenizer = load_pretrained(cfg.model, cfg.trust_remote_code)
+    if cfg.lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(cfg))
+    return model, tokenizer
+
+
+def load_pretrained(name: str, trust_remote_code: bool = False, require_chat_template: bool = True
+                    ) -> tuple[Any, Any]:
+    """A local or hub causal LM and its tokenizer (safetensors only; the end-of-turn token pads when the tokenizer
+    has no pad token), for every trainer here: SFT, agent SFT, agent GRPO and RWML."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    if tokenizer.chat_template is None:
-        raise ValueError(f"{cfg.model} has no chat template; use an instruct/chat model or add one to its "
+    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    if require_chat_template and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{name} has no chat template; use an instruct/chat model or add one to its "
                          "tokenizer_config.json")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code,
-                                                 use_safetensors=True)
-    if cfg.lora:
-        try:
-            from peft import LoraConfig, get_peft_model
-        except ImportError as e:  # pragma: no cover - peft is a core dependency
-            raise ImportError("LoRA needs peft: pip install wmgym[lora] (or pip install peft)") from e
-        targets: Any = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules=targets,
-                                                 task_type="CAUSAL_LM"))
+    model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code, use_safetensors=True)
     return model, tokenizer
+
+
+def lora_config(cfg: Any) -> Any:
+    """peft's ``LoraConfig`` from a config's ``lora_r``, ``lora_alpha``, ``lora_dropout`` and ``lora_targets``
+    (``all-linear`` or comma-separated module names)."""
+    from peft import LoraConfig
+
+    targets: Any = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
 
 
 def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path, episodes: list) -> dict[str, Any]:
