@@ -22,11 +22,14 @@ private local cluster or an existing one; the driver still writes the one file, 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import os
 import signal
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import gymnasium as gym
 
@@ -191,32 +194,43 @@ def collect(cfg: CollectConfig, *, pool=None) -> int:
     bar = tqdm(total=cfg.episodes, initial=len(done), desc=f"collecting {cfg.env} ({cfg.policy})",
                unit="ep", disable=not cfg.progress)
     with TrajectoryWriter(cfg.out) as writer:
-        jobs = [(cfg, k) for k in todo]
-        own = None
-        if pool is not None:
-            results = pool.imap_unordered(_collect_one, jobs)
-        elif cfg.ray is not None:
-            from wmgym.training.distributed import WorkerPool
-
-            own = WorkerPool(cfg.workers, cfg.ray)
-            results = own.imap_unordered(_collect_one, jobs)
-        elif cfg.workers == 1:
-            results = map(_collect_one, jobs)
-        else:
-            import multiprocessing as mp
-
-            own = mp.get_context("fork").Pool(cfg.workers, initializer=_worker_init)
-            results = own.imap_unordered(_collect_one, jobs)
         try:
-            for episode in results:
-                writer.write(episode)
-                written += 1
-                bar.update()
+            with episode_results(_collect_one, [(cfg, k) for k in todo], pool, cfg.ray, cfg.workers) as results:
+                for episode in results:
+                    writer.write(episode)
+                    written += 1
+                    bar.update()
         finally:
-            if hasattr(own, "terminate"):
-                own.terminate()
-                own.join()
-            elif own is not None:
-                own.close()
             bar.close()
     return written
+
+
+@contextlib.contextmanager
+def episode_results(fn: Callable[[Any], Any], jobs: list, pool: Any = None, ray: str | None = None,
+                    workers: int = 1) -> Iterator[Iterable[Any]]:
+    """``fn`` over ``jobs``, results in the order they finish: on ``pool`` (a caller's), on ``workers`` Ray actors
+    (``ray``: ``"local"`` or a cluster address), in this process (one worker), or on a fork pool. A pool started
+    here is stopped on exit, so an interrupted run leaves no worker behind (collect and synth share this)."""
+    own: Any = None
+    if pool is not None:
+        results: Iterable[Any] = pool.imap_unordered(fn, jobs)
+    elif ray is not None:
+        from wmgym.training.distributed import WorkerPool
+
+        own = WorkerPool(workers, ray)
+        results = own.imap_unordered(fn, jobs)
+    elif workers == 1:
+        results = map(fn, jobs)
+    else:
+        import multiprocessing as mp
+
+        own = mp.get_context("fork").Pool(workers, initializer=_worker_init)
+        results = own.imap_unordered(fn, jobs)
+    try:
+        yield results
+    finally:
+        if hasattr(own, "terminate"):
+            own.terminate()
+            own.join()
+        elif own is not None:
+            own.close()

@@ -36,7 +36,7 @@ import gymnasium as gym
 
 from wmgym.agents import make_agent, parse_spec
 from wmgym.envs import real_id
-from wmgym.training.collect import _worker_init, game_index, run_episode
+from wmgym.training.collect import episode_results, game_index, run_episode
 from wmgym.training.trajectories import Episode, TrajectoryWriter, read_episodes, repair
 
 #: Values of ``--keep``.
@@ -173,46 +173,26 @@ def synth(cfg: SynthConfig, *, pool=None) -> dict[str, int]:
     side = dropped_path(cfg.out)
     if side.exists():
         repair(side)
-    own = None
     world_model = cfg.world_model()  # the driver's name for it: what resuming matches, whichever node played
     with TrajectoryWriter(cfg.out) as writer:
         fd = os.open(side, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if cfg.keep == "won" else -1
         try:
-            jobs = [(cfg, k) for k in todo]
-            if pool is not None:
-                results: Any = pool.imap_unordered(_synth_one, jobs)
-            elif cfg.ray is not None:
-                from wmgym.training.distributed import WorkerPool
-
-                own = WorkerPool(cfg.workers, cfg.ray)
-                results = own.imap_unordered(_synth_one, jobs)
-            elif cfg.workers == 1:
-                results = map(_synth_one, jobs)
-            else:
-                import multiprocessing as mp
-
-                own = mp.get_context("fork").Pool(cfg.workers, initializer=_worker_init)
-                results = own.imap_unordered(_synth_one, jobs)
-            for ep in results:
-                ep.world_model = world_model
-                counts["played"] += 1
-                counts["won"] += ep.won
-                if cfg.keep == "all" or ep.won:
-                    writer.write(ep)
-                    counts["kept"] += 1
-                else:
-                    record = {"env_id": ep.env_id, "policy": ep.policy, "split": ep.split, "format": ep.format,
-                              "world_model": ep.world_model, "index": ep.index, "game_id": ep.game_id,
-                              "won": ep.won, "steps": ep.num_steps}
-                    os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))
-                    os.fsync(fd)
-                bar.update()
+            with episode_results(_synth_one, [(cfg, k) for k in todo], pool, cfg.ray, cfg.workers) as results:
+                for ep in results:
+                    ep.world_model = world_model
+                    counts["played"] += 1
+                    counts["won"] += ep.won
+                    if cfg.keep == "all" or ep.won:
+                        writer.write(ep)
+                        counts["kept"] += 1
+                    else:
+                        record = {"env_id": ep.env_id, "policy": ep.policy, "split": ep.split, "format": ep.format,
+                                  "world_model": ep.world_model, "index": ep.index, "game_id": ep.game_id,
+                                  "won": ep.won, "steps": ep.num_steps}
+                        os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))
+                        os.fsync(fd)
+                    bar.update()
         finally:
-            if hasattr(own, "terminate"):
-                own.terminate()
-                own.join()
-            elif own is not None:
-                own.close()
             if fd >= 0:
                 os.close(fd)
             bar.close()
