@@ -286,13 +286,11 @@ def load_model(cfg: AgentConfig, train_episodes: list) -> tuple[Any, Any]:
             tiny.save_tokenizer(tokenizer, init)
         return tiny.build_model(tokenizer, preset, seed=cfg.seed), tokenizer
 
-    from wmgym.training.sft import load_pretrained, lora_config
+    from wmgym.training.sft import add_lora, load_pretrained
 
     model, tokenizer = load_pretrained(cfg.model, cfg.trust_remote_code)
     if cfg.lora:
-        from peft import get_peft_model
-
-        model = get_peft_model(model, lora_config(cfg))
+        model = add_lora(model, cfg)
     return model, tokenizer
 
 

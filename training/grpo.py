@@ -747,15 +747,13 @@ def curve_callback(curve: Curve, rollout: Rollout, log_every: bool = True):
 # ---------------------------------------------------------------------------- training
 def load_policy(cfg: AgentGRPOConfig) -> tuple[Any, Any]:
     """The starting policy and its tokenizer (LoRA-wrapped with ``--lora``)."""
-    from wmgym.training.sft import load_pretrained, lora_config
+    from wmgym.training.sft import add_lora, load_pretrained
 
     if not Path(cfg.model).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise FileNotFoundError(f"policy model {cfg.model!r} is not a local directory (and the hub is offline)")
     model, tokenizer = load_pretrained(cfg.model, cfg.trust_remote_code, require_chat_template=False)
     if cfg.lora:
-        from peft import get_peft_model
-
-        model = get_peft_model(model, lora_config(cfg))
+        model = add_lora(model, cfg)
     return model, tokenizer
 
 

@@ -137,5 +137,6 @@ def training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: bo
         save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, report_to=cfg.report_to,
         seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=not cfg.progress, remove_unused_columns=False,
         dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", max_grad_norm=1.0,
-        train_sampling_strategy="sequential", **kw,  # the order is built by schedule()
+        train_sampling_strategy="sequential", gradient_checkpointing=getattr(cfg, "gradient_checkpointing", False),
+        gradient_checkpointing_kwargs={"use_reentrant": False}, **kw,  # the order is built by schedule()
     )

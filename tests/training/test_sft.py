@@ -141,6 +141,29 @@ def test_lora_on_a_local_pretrained_model_changes_its_weights(tw_file, tiny_mode
     assert summary["lora"] and summary["steps"] == 3
 
 
+def test_gradient_checkpointing_trains_lora_to_the_same_weights(tw_file, tiny_model_dir, tmp_path):
+    """``--gradient-checkpointing`` recomputes activations in the backward pass: with LoRA on a pretrained model
+    (peft's frozen inputs are where checkpointing usually breaks) it must train, to the same weights as without
+    (LoRA dropout off, so both runs compute the same function)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from wmgym.training.sft import SFTConfig, train
+
+    outs = []
+    for on in (True, False):
+        out = tmp_path / f"ckpt-{on}"
+        train(SFTConfig(data=[tw_file], model=str(tiny_model_dir), lora=True, lora_r=4, lora_dropout=0.0,
+                        out=str(out), max_steps=3, eval_fraction=0, batch_tokens=4096, max_length=4096,
+                        progress=False, bf16=False, gradient_checkpointing=on))
+        outs.append(load_file(out / "model.safetensors"))
+    base = load_file(tiny_model_dir / "model.safetensors")
+    ckpt, plain = outs
+    assert any(not torch.equal(base[k], ckpt[k]) for k in base), "checkpointed training changed nothing"
+    for k in plain:
+        torch.testing.assert_close(ckpt[k], plain[k], rtol=1e-4, atol=1e-5)
+
+
 def test_sft_tokenizer_numbers_turns_as_its_preset_says(tw_file, tmp_path):
     """``--preset tiny-count``: the trained tokenizer numbers the user turns from 2, so on a won game the count
     the game prints ("in 5 turns") is the same tokens as the last header's number. ``tiny-turns``: each header
