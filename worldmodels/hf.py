@@ -32,6 +32,7 @@ from typing import Any
 
 from wmgym.worldmodels import kvcache
 from wmgym.worldmodels.base import WMStep
+from wmgym.worldmodels.fast_llama import lean_decoder
 from wmgym.worldmodels.loading import resolve_model
 from wmgym.worldmodels.protocol import Message, build_messages, parse_observation
 from wmgym.worldmodels.settings import GenerationSettings
@@ -114,6 +115,8 @@ class HFWorldModel:
                              "(tokenizer_config.json 'chat_template' or chat_template.jinja)")
         self.model = model.eval()
         self.cache_kwarg = kvcache.cache_kwarg(model)
+        # Token-by-token decoding without HF's module stack where the architecture allows (same logits); None: HF.
+        self.lean = lean_decoder(model)
         self.tokenizer = tokenizer
         self.settings = settings
         self.reuse_cache = reuse_cache

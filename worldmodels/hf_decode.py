@@ -110,6 +110,10 @@ def decode(wm: Any, episodes: list[Any], first_logits: list[torch.Tensor], setti
         if batched:
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
         fed += 1
+        lean = getattr(wm, "lean", None)
+        if lean is not None and not batched:  # one row, no padding: HF passes no mask either
+            logits = list(lean.forward(input_ids, positions, cache, None))
+            continue
         with torch.no_grad():
             result = wm.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                               logits_to_keep=1, **{wm.cache_kwarg: cache})
@@ -171,7 +175,8 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     # still be finite, or 0 * NaN poisons the row), every other column is written before attention reads it.
     buffers = [(torch.empty(n, heads, width, head_dim, dtype=dtype, device=device),
                 torch.empty(n, heads, width, head_dim, dtype=dtype, device=device)) for _ in range(layers)]
-    mask = torch.zeros(n, width, dtype=torch.long, device=device)
+    # Boolean, as HF turns any 2-D mask into; the lean path slices it as the [B, 1, 1, keys] mask SDPA takes.
+    mask = torch.zeros(n, width, dtype=torch.bool, device=device)
     for kbuf, vbuf in buffers:
         kbuf[:, :, :a] = 0
         vbuf[:, :, :a] = 0
@@ -180,7 +185,7 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
             for (kbuf, vbuf), layer in zip(buffers, ep.cache.layers):
                 kbuf[i, :, a - keep:a] = layer.keys[0, :, :keep]
                 vbuf[i, :, a - keep:a] = layer.values[0, :, :keep]
-        mask[i, a - keep:a + len(news[i])] = 1
+        mask[i, a - keep:a + len(news[i])] = True
     cache = kvcache.preallocated(buffers, a)
     pad = prompts[0][-1]
     input_ids = torch.tensor([x + [pad] * (d - len(x)) for x in news], device=device)
@@ -193,6 +198,9 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     for i, first in solo.items():
         logits[i] = first
 
+    lean = getattr(wm, "lean", None)
+    # Rows with masked keys (left padding, a short new part); while none is in the batch, no mask is passed.
+    padded = [keeps[i] < a or len(news[i]) < d for i in range(n)]
     outputs = [DecodeOutput() for _ in episodes]
     rows = list(range(n))  # batch row -> episode index (finished rows stay until compaction)
     alive = [True] * n
@@ -223,9 +231,13 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
             rows, alive = [rows[r] for r in live], [True] * len(live)
         if a + d + fed >= mask.shape[1]:  # a long turn: the mask grows with the cache
             mask = torch.cat([mask, mask.new_zeros(mask.shape[0], mask.shape[1])], dim=1)
-        mask[:, a + d + fed] = 1
+        mask[:, a + d + fed] = True
         positions = torch.tensor([[lengths[i] + fed] for i in rows], device=device)
         fed += 1
+        if lean is not None:
+            keys = mask[:, None, None, :a + d + fed] if any(padded[i] for i in rows) else None
+            logits = lean.forward(feed, positions, cache, keys)
+            continue
         with torch.no_grad():
             result = wm.model(input_ids=feed, attention_mask=mask[:, :a + d + fed], position_ids=positions,
                               use_cache=True, logits_to_keep=1, **{wm.cache_kwarg: cache})

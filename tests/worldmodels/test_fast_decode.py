@@ -1,0 +1,165 @@
+"""The lean decode forward (worldmodels/fast_llama.py): HF's logits, HF's greedy text, HF as the fallback."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from wmgym.worldmodels import kvcache
+from wmgym.worldmodels.fast_llama import lean_decoder
+from wmgym.worldmodels.hf import HFWorldModel
+
+ACTIONS = ["open fridge", "go north", "take key from box", "inventory", "eat apple", "look"]
+CONTEXTS = ["Task: eat the apple\n- You are in the kitchen.", "You are in a hall.", "go"]
+
+
+def _llama_default_shape(**extra):
+    """A LlamaForCausalLM shaped like the embedded default twins (2 layers, d=128, 4 heads, vocab 2648, tied),
+    initialised wide so that logits differ clearly between tokens."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=2648, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
+                         tie_word_embeddings=True, initializer_range=0.3, attn_implementation="sdpa", **extra)
+    return LlamaForCausalLM(config).eval()
+
+
+def _qwen2_gqa():
+    """A Qwen2 model with grouped-query attention (4 query heads on 2 key-value heads) and q/k/v biases."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(1)
+    config = Qwen2Config(vocab_size=500, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         initializer_range=0.3, attn_implementation="sdpa")
+    return Qwen2ForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("build", [_llama_default_shape, _qwen2_gqa], ids=["llama-default-shape", "qwen2-gqa"])
+def test_lean_logits_equal_hf_with_left_padding_and_dropped_rows(build):
+    """Decode steps over a left-padded batch, a finished row dropped midway, then a batch with no padding: the
+    lean forward's logits and cache equal HF's forward on the same cache."""
+    torch.set_num_threads(1)
+    model = build()
+    lean = lean_decoder(model)
+    assert lean is not None
+    gen = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size
+    with torch.inference_mode():
+        rows, length = 4, 40
+        ids = torch.randint(0, vocab, (rows, length), generator=gen)
+        mask = torch.ones(rows, length, dtype=torch.long)
+        mask[1, :9], mask[3, :25] = 0, 0  # left padding
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        hf_cache = kvcache.new_cache()
+        model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, cache=hf_cache)
+        lean_cache = kvcache.clone(hf_cache)
+        pos = positions[:, -1:]
+        for step in range(6):
+            if step == 3:  # row 1 finished: both caches drop it
+                keep = [0, 2, 3]
+                kvcache.select_rows(hf_cache, keep)
+                kvcache.select_rows(lean_cache, keep)
+                mask, pos = mask[keep], pos[keep]
+            token = torch.randint(0, vocab, (mask.shape[0], 1), generator=gen)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            pos = pos + 1
+            want = model(input_ids=token, attention_mask=mask, position_ids=pos, use_cache=True, cache=hf_cache,
+                         logits_to_keep=1).logits[:, -1]
+            got = lean.forward(token, pos, lean_cache, mask.bool()[:, None, None, :])
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+            assert want.std() > 1.0  # logits that tell tokens apart: equality means something
+        for a, b in zip(hf_cache.layers, lean_cache.layers):
+            torch.testing.assert_close(a.keys, b.keys, atol=1e-5, rtol=0)
+            torch.testing.assert_close(a.values, b.values, atol=1e-5, rtol=0)
+
+        # Rows without padding: HF drops the all-ones mask, the lean forward takes none.
+        ids = torch.randint(0, vocab, (2, 30), generator=gen)
+        hf_cache = kvcache.new_cache()
+        model(input_ids=ids, use_cache=True, cache=hf_cache)
+        lean_cache = kvcache.clone(hf_cache)
+        for step in range(3):
+            token = torch.randint(0, vocab, (2, 1), generator=gen)
+            pos = torch.full((2, 1), 30 + step)
+            want = model(input_ids=token, attention_mask=torch.ones(2, 31 + step, dtype=torch.long),
+                         position_ids=pos, use_cache=True, cache=hf_cache, logits_to_keep=1).logits[:, -1]
+            torch.testing.assert_close(lean.forward(token, pos, lean_cache, None), want, atol=1e-4, rtol=0)
+
+
+def test_models_the_lean_forward_does_not_mirror_fall_back_to_hf(tiny_model_dir):
+    """Eager attention (a different softmax path) gets no lean decoder, and the backend still steps through HF."""
+    model = _llama_default_shape()
+    assert lean_decoder(model) is not None
+    eager = _llama_default_shape()
+    eager.config._attn_implementation = "eager"
+    assert lean_decoder(eager) is None
+    wm = HFWorldModel(tiny_model_dir, max_new_tokens=8)
+    assert wm.lean is not None  # the tiny Qwen2 of the other hf tests decodes through the lean path
+    wm.model.config._attn_implementation = "eager"
+    try:
+        assert lean_decoder(wm.model) is None
+    finally:
+        wm.model.config._attn_implementation = "sdpa"
+
+
+def _pair(path, **settings):
+    """Two backends over the same checkpoint: the lean decode path, and HF's forward only."""
+    lean, hf = HFWorldModel(path, **settings), HFWorldModel(path, **settings)
+    assert lean.lean is not None
+    hf.lean = None
+    return lean, hf
+
+
+def test_step_batch_text_equals_hf_path(trained_textworld_model_dir):
+    """Batched and single steps, an edited chat, rows ending at different lengths: the same tokens and
+    log-probs as HF's forward."""
+    lean, hf = _pair(trained_textworld_model_dir, max_new_tokens=40)
+    handles = {wm: [wm.start(c) for c in CONTEXTS] for wm in (lean, hf)}
+    solo = {wm: wm.start(CONTEXTS[0]) for wm in (lean, hf)}
+    lengths = set()
+    for t in range(4):
+        actions = [ACTIONS[(t + i) % len(ACTIONS)] for i in range(len(CONTEXTS))]
+        got, want = (wm.step_batch(handles[wm], actions) + [wm.step(solo[wm], actions[0])] for wm in (lean, hf))
+        assert [s.extra["token_ids"] for s in got] == [s.extra["token_ids"] for s in want]
+        assert [s.text for s in got] == [s.text for s in want]
+        for g, w in zip(got, want):
+            assert g.extra["token_logprobs"] == pytest.approx(w.extra["token_logprobs"], abs=1e-5)
+        lengths.update(s.extra["completion_tokens"] for s in got)
+        if t == 1:
+            for wm in (lean, hf):
+                wm.replace_last(handles[wm][1], "A hall. [SUCCESS]")
+    assert len(lengths) > 2, "rows should finish at different lengths, or dropping finished rows goes untested"
+
+
+def test_twin_episodes_play_the_same_text_as_the_hf_path(trained_textworld_model_dir):
+    """A real twin (the tiny model trained on TextWorld expert episodes), one env and a make_vec of three, random
+    admissible actions: every observation equals the one HF's forward gives."""
+    lean, hf = _pair(trained_textworld_model_dir, max_new_tokens=48)
+    seen = {}
+    for wm in (lean, hf):
+        rng = np.random.default_rng(0)
+        env = gym.make("WM-TextWorld-v0", model=wm)
+        obs, info = env.reset(seed=0, options={"game": 2})
+        texts = [obs]
+        for _ in range(5):
+            commands = info["admissible_commands"] or ["look"]
+            obs, _, terminated, truncated, info = env.step(commands[int(rng.integers(len(commands)))])
+            texts.append(obs)
+            if terminated or truncated:
+                break
+        vec = gym.make_vec("WM-TextWorld-v0", num_envs=3, model=wm, autoreset_mode="Disabled")
+        obs, infos = vec.reset(seed=0, options={"game": 2})
+        texts += list(obs)
+        for _ in range(4):
+            actions = tuple(c[int(rng.integers(len(c)))] if len(c) else "look" for c in infos["admissible_commands"])
+            obs, _, terminated, truncated, infos = vec.step(actions)
+            texts += list(obs)
+            if (terminated | truncated).any():
+                break
+        vec.close()
+        seen[wm] = texts
+    assert len(seen[lean]) > 8
+    assert seen[lean] == seen[hf]
