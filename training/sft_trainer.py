@@ -128,6 +128,10 @@ def training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: bo
         kw["logging_dir"] = str(Path(cfg.out) / "runs")
     else:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(cfg.out) / "runs"))
+    if getattr(cfg, "gradient_checkpointing", False):  # renamed activation_checkpointing in transformers 5
+        name = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+                else "gradient_checkpointing")
+        kw[name], kw[f"{name}_kwargs"] = True, {"use_reentrant": False}
     return TrainingArguments(
         output_dir=cfg.out, per_device_train_batch_size=1, per_device_eval_batch_size=1,
         gradient_accumulation_steps=accum, max_steps=total_steps, learning_rate=cfg.lr,
@@ -137,6 +141,5 @@ def training_args(cfg: SFTConfig, total_steps: int, use_bf16: bool, has_eval: bo
         save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, report_to=cfg.report_to,
         seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=not cfg.progress, remove_unused_columns=False,
         dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", max_grad_norm=1.0,
-        train_sampling_strategy="sequential", gradient_checkpointing=getattr(cfg, "gradient_checkpointing", False),
-        gradient_checkpointing_kwargs={"use_reentrant": False}, **kw,  # the order is built by schedule()
+        train_sampling_strategy="sequential", **kw,  # the order is built by schedule()
     )
