@@ -125,3 +125,90 @@ class LeanDecoder:
             h = h + F.linear(x, mlp.down_proj.weight, mlp.down_proj.bias)
         h = _rms_norm(inner.norm, h)
         return F.linear(h, model.lm_head.weight, model.lm_head.bias)[:, -1]
+
+    def forward_split(self, input_ids: torch.Tensor, positions: torch.Tensor, buffers: list[tuple[torch.Tensor, ...]],
+                      at: int, mask: torch.Tensor, shared: list[list[tuple[Any, torch.Tensor, torch.Tensor]]],
+                      last: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, vocab]`` after ``input_ids`` ``[B, T]`` (at ``last`` ``[B]``, else the last column) for rows
+        whose keys are a prefix shared by a group of rows followed by their own part.
+
+        ``buffers`` holds each layer's own-part (keys, values) ``[B, kv heads, room, head dim]``; the new keys and
+        values are written at columns ``[at, at + T)``, and attention reads columns ``[0, at + T)`` under ``mask``
+        ``[B, 1, T, at + T]`` (True: attend; causality included). ``shared[layer]`` lists ``(rows, keys, values)``:
+        the rows (a LongTensor, or ``None`` for all) that also attend to that prefix ``[kv heads, P, head dim]``,
+        which precedes their own part. The prefix is read once for all its rows (a matrix product instead of one
+        pass per row), which is what makes long shared system prompts cheap; the softmax over prefix and own part
+        is merged exactly, but in a different order of summation than SDPA's kernel (last-bit differences).
+        """
+        model = self.model
+        inner = model.model
+        h = F.embedding(input_ids, inner.embed_tokens.weight)
+        cos, sin = inner.rotary_emb(h, positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        batch, t = input_ids.shape
+        shape = (batch, t, -1, self.head_dim)
+        stop = at + t
+        for layer, (kbuf, vbuf), prefixes in zip(inner.layers, buffers, shared):
+            attn, mlp = layer.self_attn, layer.mlp
+            x = _rms_norm(layer.input_layernorm, h)
+            q = F.linear(x, attn.q_proj.weight, attn.q_proj.bias).view(shape).transpose(1, 2)
+            k = F.linear(x, attn.k_proj.weight, attn.k_proj.bias).view(shape).transpose(1, 2)
+            v = F.linear(x, attn.v_proj.weight, attn.v_proj.bias).view(shape).transpose(1, 2)
+            q = (q * cos) + (_rotate_half(q) * sin)
+            kbuf[:, :, at:stop] = (k * cos) + (_rotate_half(k) * sin)
+            vbuf[:, :, at:stop] = v
+            out = _split_attention(q, kbuf[:, :, :stop], vbuf[:, :, :stop], mask, prefixes, attn.scaling,
+                                   self.kv_heads)
+            out = out.transpose(1, 2).reshape(batch, t, -1)
+            h = h + F.linear(out, attn.o_proj.weight, attn.o_proj.bias)
+            x = _rms_norm(layer.post_attention_layernorm, h)
+            x = F.silu(F.linear(x, mlp.gate_proj.weight, mlp.gate_proj.bias)) * F.linear(x, mlp.up_proj.weight,
+                                                                                        mlp.up_proj.bias)
+            h = h + F.linear(x, mlp.down_proj.weight, mlp.down_proj.bias)
+        h = h[:, -1] if last is None else h[torch.arange(batch, device=h.device), last]
+        h = _rms_norm(inner.norm, h)
+        return F.linear(h, model.lm_head.weight, model.lm_head.bias)
+
+
+def _split_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                     prefixes: list[tuple[Any, torch.Tensor, torch.Tensor]], scale: float,
+                     kv_heads: int) -> torch.Tensor:
+    """Softmax attention of ``q`` ``[B, H, T, D]`` over (a group's shared prefix, then the row's own keys).
+
+    Each part gives its maximum score, exp-sum and weighted values; the two are merged with the usual
+    log-sum-exp rescaling, which is the softmax over their concatenation.
+    """
+    batch, heads, t, dim = q.shape
+    groups = heads // kv_heads
+    qg = q.reshape(batch, kv_heads, groups * t, dim)  # head kvh * groups + j, query i -> row j * t + i
+    scores = torch.matmul(qg, keys.transpose(-1, -2)) * scale
+    if groups > 1:
+        mask = mask.unsqueeze(2).expand(batch, 1, groups, t, mask.shape[-1]).reshape(batch, 1, groups * t, -1)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    m_own = scores.amax(-1, keepdim=True)
+    weights = torch.exp(scores - m_own)
+    l_own = weights.sum(-1, keepdim=True)
+    o_own = torch.matmul(weights, values)
+    if not prefixes:
+        return (o_own / l_own).reshape(batch, heads, t, dim)
+    m_pre = torch.full_like(m_own, float("-inf"))
+    l_pre = torch.zeros_like(l_own)
+    o_pre = torch.zeros_like(o_own)
+    for rows, pkeys, pvalues in prefixes:
+        qs = qg if rows is None else qg.index_select(0, rows)
+        n = qs.shape[0]
+        flat = qs.transpose(0, 1).reshape(kv_heads, n * groups * t, dim)  # every row's queries against the prefix
+        s = torch.matmul(flat, pkeys.transpose(-1, -2)) * scale
+        m = s.amax(-1, keepdim=True)
+        w = torch.exp(s - m)
+        parts = (m, w.sum(-1, keepdim=True), torch.matmul(w, pvalues))
+        parts = [p.view(kv_heads, n, groups * t, -1).transpose(0, 1) for p in parts]
+        if rows is None:
+            m_pre, l_pre, o_pre = parts
+        else:
+            for into, part in zip((m_pre, l_pre, o_pre), parts):
+                into.index_copy_(0, rows, part)
+    m = torch.maximum(m_own, m_pre)
+    a_own, a_pre = torch.exp(m_own - m), torch.exp(m_pre - m)
+    out = (o_own * a_own + o_pre * a_pre) / (l_own * a_own + l_pre * a_pre)
+    return out.reshape(batch, heads, t, dim)

@@ -166,6 +166,12 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     for i in solo:
         keeps[i] = len(prompts[i])
     news = [ids[k:] for ids, k in zip(prompts, keeps)]
+    if getattr(wm, "lean", None) is not None and getattr(wm, "share_prefix", True):
+        from wmgym.worldmodels import hf_shared
+
+        groups = hf_shared.prefix_groups(prompts, keeps)
+        if groups:  # rows with a long common prompt prefix (the same game's system prompt): read it once per token
+            return hf_shared.decode_shared(wm, episodes, prompts, keeps, news, solo, settings, groups)
     a, d = max(keeps), max(len(x) for x in news)
     # Room for a typical turn; a longer one grows the buffers (doubling) and the mask.
     width = a + d + min(settings.max_new_tokens, _TURN_ROOM)

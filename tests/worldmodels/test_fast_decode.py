@@ -163,3 +163,30 @@ def test_twin_episodes_play_the_same_text_as_the_hf_path(trained_textworld_model
         seen[wm] = texts
     assert len(seen[lean]) > 8
     assert seen[lean] == seen[hf]
+
+
+def test_rows_sharing_a_long_prompt_prefix_decode_as_the_hf_path(trained_textworld_model_dir,
+                                                                  textworld_expert_episodes, monkeypatch):
+    """Rows on two games (two long system prompts, three rows each) beside a row with a short one, a fresh row
+    joining midway: each game's prompt is read once per token (hf_shared), and the tokens equal HF's forward's."""
+    from wmgym.worldmodels import hf_shared
+
+    contexts = [e.init_context for e in textworld_expert_episodes]
+    lean, hf = _pair(trained_textworld_model_dir, max_new_tokens=40)
+    assert min(len(lean.tokenizer(c)["input_ids"]) for c in contexts) > hf_shared.MIN_SHARED
+    groups = []
+    original = hf_shared.decode_shared
+    monkeypatch.setattr(hf_shared, "decode_shared", lambda *args: groups.append(len(args[-1])) or original(*args))
+    handles = {wm: [wm.start(c) for c in contexts * 3] + [wm.start("You are in a hall.")] for wm in (lean, hf)}
+    plays = ["look", "inventory", "go west", "open box", "take key", "go east"]
+    for t in range(4):
+        if t == 2:
+            for wm in (lean, hf):
+                handles[wm].append(wm.start(contexts[1]))
+        actions = [plays[(t + i) % len(plays)] for i in range(len(handles[lean]))]
+        got, want = (wm.step_batch(handles[wm], actions) for wm in (lean, hf))
+        assert [s.extra["token_ids"] for s in got] == [s.extra["token_ids"] for s in want]
+        for g, w in zip(got, want):
+            assert g.extra["token_logprobs"] == pytest.approx(w.extra["token_logprobs"], abs=1e-4)
+    # The first step prefills whole chats (nothing cached to share); from the second on both games share.
+    assert groups == [2, 2, 2]

@@ -1,0 +1,173 @@
+"""Batched decoding with a shared prompt prefix read once per token (hf backend, lean models only).
+
+Rows of a ``make_vec`` batch that play the same game start with the same system prompt: on TextWorld that is
+900-2,600 tokens of a 1,000-3,000-token context. Attention over a row's keys is bound by reading them from
+memory (64 rows x 2,000 tokens of float32 keys and values are ~130 MB per layer and token), so the batch
+paid the system prompt once per row per token. Here rows are grouped by a long common prompt prefix already in
+their caches; each group's prefix is taken once (from one member's cache) and every row attends to it through
+one matrix product per layer (:meth:`~wmgym.worldmodels.fast_llama.LeanDecoder.forward_split`), while its own
+part (the rest of its history, the new user turn, the generated tokens) lives in per-row buffers laid out as
+in :func:`~wmgym.worldmodels.hf_decode.decode_batch`::
+
+    [ pad | own cached_i ]  [ new_i | pad ]  [ generated ... ]      own cached_i = cached_i[P_g:]
+
+A row's episode cache keeps its own prefix; only the generated part is computed against the member's copy,
+which holds the same tokens at the same positions (equal up to the last bits of how it was prefilled).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from wmgym.worldmodels import kvcache
+from wmgym.worldmodels.settings import GenerationSettings
+
+#: Shortest common prefix worth sharing (below it the per-group products cost more than the reads they save).
+MIN_SHARED = 256
+
+
+def prefix_groups(prompts: list[list[int]], keeps: list[int]) -> list[tuple[int, list[int], int]]:
+    """Groups ``(member whose cache gives the prefix, rows, prefix length)`` of two or more rows whose prompts
+    share at least :data:`MIN_SHARED` cached tokens. A row's prefix stops one short of its cache, so every row
+    keeps an own cached key (a padding query must see some key)."""
+    from wmgym.worldmodels.hf import _common_prefix
+
+    groups: list[list[Any]] = []
+    for i, ids in enumerate(prompts):
+        if keeps[i] - 1 < MIN_SHARED:
+            continue
+        for group in groups:
+            shared = min(_common_prefix(prompts[group[0]], ids), keeps[i] - 1)
+            if shared >= MIN_SHARED:
+                group[1].append(i)
+                group[2] = min(group[2], shared)
+                break
+        else:
+            groups.append([i, [i], keeps[i] - 1])
+    return [(g[0], g[1], g[2]) for g in groups if len(g[1]) > 1]
+
+
+def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps: list[int], news: list[list[int]],
+                  solo: dict[int, torch.Tensor], settings: GenerationSettings,
+                  groups: list[tuple[int, list[int], int]]) -> list[Any]:
+    """Prefill the new parts and decode one turn for all rows, each group's prefix read once per token.
+
+    ``keeps[i]`` tokens of row ``i``'s prompt are in its cache, ``news[i]`` follow (empty for rows prefilled
+    alone, whose first logits are ``solo[i]``). On return each episode's cache holds its prompt and every
+    generated token but the last, as with :func:`~wmgym.worldmodels.hf_decode.decode_batch`.
+    """
+    from wmgym.worldmodels.hf_decode import _TURN_ROOM, DecodeOutput, choose_rows
+
+    lean, device = wm.lean, wm.device
+    n = len(episodes)
+    starts = [0] * n  # own part of row i starts at this position of its cache
+    group_of = [-1] * n
+    for g, (_, rows, size) in enumerate(groups):
+        for i in rows:
+            starts[i], group_of[i] = size, g
+    owns = [k - s for k, s in zip(keeps, starts)]
+    a, d = max(owns), max(len(x) for x in news)
+    width = a + d + min(settings.max_new_tokens, _TURN_ROOM)
+    heads, dim = lean.kv_heads, lean.head_dim
+    dtype = wm.model.dtype
+    buffers = [(torch.empty(n, heads, width, dim, dtype=dtype, device=device),
+                torch.empty(n, heads, width, dim, dtype=dtype, device=device)) for _ in wm.model.model.layers]
+    valid = torch.zeros(n, width, dtype=torch.bool, device=device)
+    for kbuf, vbuf in buffers:  # left padding is read (times a zero weight): it must be finite
+        kbuf[:, :, :a] = 0
+        vbuf[:, :, :a] = 0
+    for i, ep in enumerate(episodes):
+        if owns[i]:
+            for (kbuf, vbuf), layer in zip(buffers, ep.cache.layers):
+                kbuf[i, :, a - owns[i]:a] = layer.keys[0, :, starts[i]:keeps[i]]
+                vbuf[i, :, a - owns[i]:a] = layer.values[0, :, starts[i]:keeps[i]]
+        valid[i, a - owns[i]:a + len(news[i])] = True
+    prefixes = [[(layer.keys[0, :, :size].clone(), layer.values[0, :, :size].clone())
+                 for layer in episodes[rep].cache.layers] for rep, _, size in groups]
+    old_caches = [ep.cache for ep in episodes]  # each row's own prefix goes back into its cache at the end
+
+    def shared_for(rows: list[int]) -> list[list[tuple[Any, torch.Tensor, torch.Tensor]]]:
+        per_layer: list[list[Any]] = [[] for _ in buffers]
+        for g in range(len(groups)):
+            members = [r for r, i in enumerate(rows) if group_of[i] == g]
+            if members:
+                index = None if len(members) == len(rows) else torch.tensor(members, device=device)
+                for layer, (pk, pv) in zip(per_layer, prefixes[g]):
+                    layer.append((index, pk, pv))
+        return per_layer
+
+    pad = prompts[0][-1]
+    input_ids = torch.tensor([x + [pad] * (d - len(x)) for x in news], device=device)
+    positions = torch.tensor([list(range(k, k + d)) for k in keeps], device=device)
+    causal = torch.ones(d, a + d, dtype=torch.bool, device=device).tril(a)
+    mask = valid[:, None, None, :a + d] & causal
+    last = torch.tensor([max(len(x) - 1, 0) for x in news], device=device)
+    rows = list(range(n))  # batch row -> episode index (finished rows stay until compaction)
+    shared = shared_for(rows)
+    logits = lean.forward_split(input_ids, positions, buffers, a, mask, shared, last)
+    for i, first in solo.items():
+        logits[i] = first
+
+    outputs = [DecodeOutput() for _ in episodes]
+    alive = [True] * n
+    lengths = [len(ids) for ids in prompts]
+    fed = 0
+    while True:
+        live = [r for r in range(len(rows)) if alive[r]]
+        picks = choose_rows(logits[live], settings, [episodes[rows[r]].generator for r in live])
+        feed = torch.zeros(len(rows), 1, dtype=torch.long, device=device)
+        for r, (token, logprob) in zip(live, picks):
+            i = rows[r]
+            out = outputs[i]
+            out.token_ids.append(token)
+            out.logprobs.append(logprob)
+            out.stopped = token in wm.stop_ids
+            if out.stopped or len(out.token_ids) >= settings.max_new_tokens:
+                alive[r] = False
+                spans = [(a - owns[i], a + len(news[i])), (a + d, a + d + fed)]
+                episodes[i].cache = _row_cache(old_caches[i], starts[i], buffers, r, spans)
+            else:
+                feed[r, 0] = token
+        live = [r for r in range(len(rows)) if alive[r]]
+        if not live:
+            return outputs
+        if len(live) <= 0.75 * len(rows):  # drop finished rows (see decode_batch)
+            index = torch.tensor(live, device=device)
+            buffers = [(k.index_select(0, index), v.index_select(0, index)) for k, v in buffers]
+            valid, feed = valid.index_select(0, index), feed.index_select(0, index)
+            rows, alive = [rows[r] for r in live], [True] * len(live)
+            shared = shared_for(rows)
+        column = a + d + fed
+        if column >= valid.shape[1]:  # a long turn: buffers and mask double
+            grow = valid.shape[1]
+            valid = torch.cat([valid, valid.new_zeros(valid.shape[0], grow)], dim=1)
+            buffers = [(torch.cat([k, k.new_empty(*k.shape[:2], grow, k.shape[3])], dim=2),
+                        torch.cat([v, v.new_empty(*v.shape[:2], grow, v.shape[3])], dim=2)) for k, v in buffers]
+        valid[:, column] = True
+        positions = torch.tensor([[lengths[i] + fed] for i in rows], device=device)
+        fed += 1
+        logits = lean.forward_split(feed, positions, buffers, column, valid[:, None, None, :column + 1], shared)
+
+
+def _row_cache(old: Any, start: int, buffers: list[tuple[torch.Tensor, torch.Tensor]], row: int,
+               spans: list[tuple[int, int]], spare: int = 64) -> Any:
+    """A one-row cache: the first ``start`` positions of the row's previous cache ``old``, then the columns
+    ``spans`` of batch ``row`` of the own-part ``buffers``, with ``spare`` free positions."""
+    length = start + sum(b - a for a, b in spans)
+    out = []
+    for index, (kbuf, vbuf) in enumerate(buffers):
+        pair = []
+        for src, prev in ((kbuf, old.layers[index].keys if start else None),
+                          (vbuf, old.layers[index].values if start else None)):
+            buf = src.new_empty((1, src.shape[1], length + spare, src.shape[3]))
+            if start:
+                buf[0, :, :start] = prev[0, :, :start]
+            at = start
+            for a, b in spans:
+                buf[0, :, at:at + b - a] = src[row, :, a:b]
+                at += b - a
+            pair.append(buf)
+        out.append(tuple(pair))
+    return kvcache.preallocated(out, length)
