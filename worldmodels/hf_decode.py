@@ -161,14 +161,20 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     # length would pad every row's prefill to it.
     sizes = [len(ids) - k for ids, k in zip(prompts, keeps)]
     limit = max(_SOLO_PREFILL, 4 * sorted(sizes)[n // 2])
-    solo = {i: wm._prefill(ep, ids) for i, (ep, ids, size) in enumerate(zip(episodes, prompts, sizes))
-            if size > limit}
-    for i in solo:
-        keeps[i] = len(prompts[i])
-    news = [ids[k:] for ids, k in zip(prompts, keeps)]
-    if getattr(wm, "lean", None) is not None and getattr(wm, "share_prefix", True):
+    share = getattr(wm, "lean", None) is not None and getattr(wm, "share_prefix", True)
+    if share:
         from wmgym.worldmodels import hf_shared
-
+    solo = {}
+    for i, (ep, ids) in enumerate(zip(episodes, prompts)):
+        # A fresh row whose system prompt another row already holds copies that row's keys instead of computing
+        # them (rows reset onto the same game).
+        if share and sizes[i] > hf_shared.MIN_SHARED and hf_shared.adopt_prefix(episodes, prompts, keeps, i):
+            continue
+        if sizes[i] > limit:
+            solo[i] = wm._prefill(ep, ids)
+            keeps[i] = len(ids)
+    news = [ids[k:] for ids, k in zip(prompts, keeps)]
+    if share:
         groups = hf_shared.prefix_groups(prompts, keeps)
         if groups:  # rows with a long common prompt prefix (the same game's system prompt): read it once per token
             return hf_shared.decode_shared(wm, episodes, prompts, keeps, news, solo, settings, groups)

@@ -49,6 +49,26 @@ def prefix_groups(prompts: list[list[int]], keeps: list[int]) -> list[tuple[int,
     return [(g[0], g[1], g[2]) for g in groups if len(g[1]) > 1]
 
 
+def adopt_prefix(episodes: list[Any], prompts: list[list[int]], keeps: list[int], i: int) -> bool:
+    """Give row ``i`` a copy of the cached keys of a longer common prompt prefix held by another row (its
+    ``keeps[i]`` and cache are updated); False when no row holds more than :data:`MIN_SHARED` of its prompt."""
+    from wmgym.worldmodels.hf import _common_prefix
+
+    ids = prompts[i]
+    for j, donor in enumerate(episodes):
+        if j == i or donor.cache is None or keeps[j] <= max(keeps[i], MIN_SHARED + 1):
+            continue
+        size = min(_common_prefix(prompts[j], ids), keeps[j], len(ids) - 1)
+        if size > max(keeps[i], MIN_SHARED + 1):
+            tensors = [(layer.keys[:, :, :size].clone(), layer.values[:, :, :size].clone())
+                       for layer in donor.cache.layers]
+            episodes[i].cache = kvcache.preallocated(tensors, size)
+            episodes[i].cached_ids = list(ids[:size])
+            keeps[i] = size
+            return True
+    return False
+
+
 def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps: list[int], news: list[list[int]],
                   solo: dict[int, torch.Tensor], settings: GenerationSettings,
                   groups: list[tuple[int, list[int], int]]) -> list[Any]:

@@ -168,7 +168,8 @@ def test_twin_episodes_play_the_same_text_as_the_hf_path(trained_textworld_model
 def test_rows_sharing_a_long_prompt_prefix_decode_as_the_hf_path(trained_textworld_model_dir,
                                                                   textworld_expert_episodes, monkeypatch):
     """Rows on two games (two long system prompts, three rows each) beside a row with a short one, a fresh row
-    joining midway: each game's prompt is read once per token (hf_shared), and the tokens equal HF's forward's."""
+    joining midway (its prompt's keys copied from a row of its game): each game's prompt is read once per token
+    (hf_shared), and the tokens equal HF's forward's."""
     from wmgym.worldmodels import hf_shared
 
     contexts = [e.init_context for e in textworld_expert_episodes]
@@ -180,11 +181,16 @@ def test_rows_sharing_a_long_prompt_prefix_decode_as_the_hf_path(trained_textwor
     handles = {wm: [wm.start(c) for c in contexts * 3] + [wm.start("You are in a hall.")] for wm in (lean, hf)}
     plays = ["look", "inventory", "go west", "open box", "take key", "go east"]
     for t in range(4):
+        prefills = {lean: [], hf: []}
         if t == 2:
             for wm in (lean, hf):
                 handles[wm].append(wm.start(contexts[1]))
+                wm._prefill = lambda ep, ids, wm=wm, _prefill=wm._prefill: prefills[wm].append(1) or _prefill(ep, ids)
         actions = [plays[(t + i) % len(plays)] for i in range(len(handles[lean]))]
         got, want = (wm.step_batch(handles[wm], actions) for wm in (lean, hf))
+        if t == 2:  # HF prefills the fresh row's system prompt; the lean path copies it from a row of its game
+            assert (prefills[lean], prefills[hf]) == ([], [1])
+            del lean._prefill, hf._prefill
         assert [s.extra["token_ids"] for s in got] == [s.extra["token_ids"] for s in want]
         for g, w in zip(got, want):
             assert g.extra["token_logprobs"] == pytest.approx(w.extra["token_logprobs"], abs=1e-4)
