@@ -162,17 +162,16 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     sizes = [len(ids) - k for ids, k in zip(prompts, keeps)]
     limit = max(_SOLO_PREFILL, 4 * sorted(sizes)[n // 2])
     share = getattr(wm, "lean", None) is not None and getattr(wm, "share_prefix", True)
-    if share:
-        from wmgym.worldmodels import hf_shared
     solo = {}
+    if share:  # fresh rows of one game (a reset onto it) copy its system prompt's keys from one row that holds them
+        from wmgym.worldmodels import hf_shared
+
+        solo = hf_shared.prefill_shared(wm, episodes, prompts, keeps, list(range(n)))
     for i, (ep, ids) in enumerate(zip(episodes, prompts)):
-        # A fresh row whose system prompt another row already holds copies that row's keys instead of computing
-        # them (rows reset onto the same game).
-        if share and sizes[i] > hf_shared.MIN_SHARED and hf_shared.adopt_prefix(episodes, prompts, keeps, i):
-            continue
-        if sizes[i] > limit:
+        if len(ids) - keeps[i] > limit:
             solo[i] = wm._prefill(ep, ids)
-            keeps[i] = len(ids)
+    for i in solo:
+        keeps[i] = len(prompts[i])
     news = [ids[k:] for ids, k in zip(prompts, keeps)]
     if share:
         groups = hf_shared.prefix_groups(prompts, keeps)

@@ -34,39 +34,60 @@ def prefix_groups(prompts: list[list[int]], keeps: list[int]) -> list[tuple[int,
     keeps an own cached key (a padding query must see some key)."""
     from wmgym.worldmodels.hf import _common_prefix
 
-    groups: list[list[Any]] = []
+    groups: dict[tuple[int, ...], list[Any]] = {}  # rows share MIN_SHARED tokens iff their first ones are equal
     for i, ids in enumerate(prompts):
         if keeps[i] - 1 < MIN_SHARED:
             continue
-        for group in groups:
-            shared = min(_common_prefix(prompts[group[0]], ids), keeps[i] - 1)
-            if shared >= MIN_SHARED:
-                group[1].append(i)
-                group[2] = min(group[2], shared)
-                break
-        else:
-            groups.append([i, [i], keeps[i] - 1])
-    return [(g[0], g[1], g[2]) for g in groups if len(g[1]) > 1]
+        group = groups.setdefault(tuple(ids[:MIN_SHARED]), [i, [], keeps[i] - 1])
+        group[1].append(i)
+        group[2] = min(group[2], _common_prefix(prompts[group[0]], ids), keeps[i] - 1)
+    return [(g[0], g[1], g[2]) for g in groups.values() if len(g[1]) > 1]
 
 
-def adopt_prefix(episodes: list[Any], prompts: list[list[int]], keeps: list[int], i: int) -> bool:
-    """Give row ``i`` a copy of the cached keys of a longer common prompt prefix held by another row (its
-    ``keeps[i]`` and cache are updated); False when no row holds more than :data:`MIN_SHARED` of its prompt."""
+def adopt_prefixes(episodes: list[Any], prompts: list[list[int]], keeps: list[int], rows: list[int]) -> set[int]:
+    """Give each of ``rows`` a copy of the cached keys of a longer common prompt prefix held by another row
+    (``keeps`` and the row's cache are updated); return the rows that got one. Only prefixes of more than
+    :data:`MIN_SHARED` tokens count."""
     from wmgym.worldmodels.hf import _common_prefix
 
-    ids = prompts[i]
-    for j, donor in enumerate(episodes):
-        if j == i or donor.cache is None or keeps[j] <= max(keeps[i], MIN_SHARED + 1):
-            continue
-        size = min(_common_prefix(prompts[j], ids), keeps[j], len(ids) - 1)
-        if size > max(keeps[i], MIN_SHARED + 1):
-            tensors = [(layer.keys[:, :, :size].clone(), layer.values[:, :, :size].clone())
-                       for layer in donor.cache.layers]
-            episodes[i].cache = kvcache.preallocated(tensors, size)
-            episodes[i].cached_ids = list(ids[:size])
-            keeps[i] = size
-            return True
-    return False
+    donors: dict[tuple[int, ...], list[int]] = {}
+    for j, ep in enumerate(episodes):
+        if ep.cache is not None and keeps[j] > MIN_SHARED + 1:
+            donors.setdefault(tuple(prompts[j][:MIN_SHARED]), []).append(j)
+    adopted = set()
+    for i in rows:
+        ids = prompts[i]
+        for j in donors.get(tuple(ids[:MIN_SHARED]), []):
+            size = min(_common_prefix(prompts[j], ids), keeps[j], len(ids) - 1)
+            if j != i and size > max(keeps[i], MIN_SHARED + 1):
+                tensors = [(layer.keys[:, :, :size].clone(), layer.values[:, :, :size].clone())
+                           for layer in episodes[j].cache.layers]
+                episodes[i].cache = kvcache.preallocated(tensors, size)
+                episodes[i].cached_ids = list(ids[:size])
+                keeps[i] = size
+                adopted.add(i)
+                break
+    return adopted
+
+
+def prefill_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps: list[int], rows: list[int]
+                   ) -> dict[int, torch.Tensor]:
+    """Bring fresh ``rows`` (long uncached prompts) up to a prefix held by another row: copied where a row of
+    the batch holds it, else the first row of each game is prefilled alone (HF's forward, as a single step
+    would) and the others copy from it. Returns the logits of the rows prefilled whole."""
+    candidates = [i for i in rows if len(prompts[i]) - keeps[i] > MIN_SHARED]
+    waiting = [i for i in candidates if i not in adopt_prefixes(episodes, prompts, keeps, candidates)]
+    firsts: dict[tuple[int, ...], list[int]] = {}
+    for i in waiting:
+        firsts.setdefault(tuple(prompts[i][:MIN_SHARED]), []).append(i)
+    solo = {}
+    for members in firsts.values():
+        if len(members) > 1:
+            first = members[0]
+            solo[first] = wm._prefill(episodes[first], prompts[first])
+            keeps[first] = len(prompts[first])
+            adopt_prefixes(episodes, prompts, keeps, members[1:])
+    return solo
 
 
 def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps: list[int], news: list[list[int]],

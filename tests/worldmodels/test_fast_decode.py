@@ -194,5 +194,5 @@ def test_rows_sharing_a_long_prompt_prefix_decode_as_the_hf_path(trained_textwor
         assert [s.extra["token_ids"] for s in got] == [s.extra["token_ids"] for s in want]
         for g, w in zip(got, want):
             assert g.extra["token_logprobs"] == pytest.approx(w.extra["token_logprobs"], abs=1e-4)
-    # The first step prefills whole chats (nothing cached to share); from the second on both games share.
-    assert groups == [2, 2, 2]
+    # From the first step on: one row of each game is prefilled, the others copy its system prompt's keys.
+    assert groups == [2, 2, 2, 2]
