@@ -219,8 +219,9 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     fed = 0
     while True:
         live = [r for r in range(len(rows)) if alive[r]]
-        picks = choose_rows(logits[live], settings, [episodes[rows[r]].generator for r in live])
-        feed = torch.zeros(len(rows), 1, dtype=torch.long, device=device)
+        picks = choose_rows(logits if len(live) == len(rows) else logits[live], settings,
+                            [episodes[rows[r]].generator for r in live])
+        feed = [0] * len(rows)  # a list, made a tensor once: a tensor element write costs microseconds
         for r, (token, logprob) in zip(live, picks):
             i = rows[r]
             out = outputs[i]
@@ -231,19 +232,20 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
                 alive[r] = False
                 episodes[i].cache = kvcache.row_cache(cache, r, [(a - keeps[i], a + len(news[i])), (a + d, a + d + fed)])
             else:
-                feed[r, 0] = token
+                feed[r] = token
         live = [r for r in range(len(rows)) if alive[r]]
         if not live:
             return outputs
         if len(live) <= 0.75 * len(rows):  # drop finished rows: one copy of the batch buys fewer rows per token
             index = torch.tensor(live, device=device)
             kvcache.compact(cache, index)
-            mask, feed = mask.index_select(0, index), feed.index_select(0, index)
+            mask, feed = mask.index_select(0, index), [feed[r] for r in live]
             rows, alive = [rows[r] for r in live], [True] * len(live)
         if a + d + fed >= mask.shape[1]:  # a long turn: the mask grows with the cache
             mask = torch.cat([mask, mask.new_zeros(mask.shape[0], mask.shape[1])], dim=1)
         mask[:, a + d + fed] = True
         positions = torch.tensor([[lengths[i] + fed] for i in rows], device=device)
+        feed = torch.tensor(feed, device=device).unsqueeze(1)
         fed += 1
         if lean is not None:
             keys = mask[:, None, None, :a + d + fed] if any(padded[i] for i in rows) else None

@@ -157,8 +157,9 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
     fed = 0
     while True:
         live = [r for r in range(len(rows)) if alive[r]]
-        picks = choose_rows(logits[live], settings, [episodes[rows[r]].generator for r in live])
-        feed = torch.zeros(len(rows), 1, dtype=torch.long, device=device)
+        picks = choose_rows(logits if len(live) == len(rows) else logits[live], settings,
+                            [episodes[rows[r]].generator for r in live])
+        feed = [0] * len(rows)  # a list, made a tensor once: a tensor element write costs microseconds
         for r, (token, logprob) in zip(live, picks):
             i = rows[r]
             out = outputs[i]
@@ -170,14 +171,14 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
                 spans = [(a - owns[i], a + len(news[i])), (a + d, a + d + fed)]
                 episodes[i].cache = _row_cache(old_caches[i], starts[i], buffers, r, spans)
             else:
-                feed[r, 0] = token
+                feed[r] = token
         live = [r for r in range(len(rows)) if alive[r]]
         if not live:
             return outputs
         if len(live) <= 0.75 * len(rows):  # drop finished rows (see decode_batch)
             index = torch.tensor(live, device=device)
             buffers = [(k.index_select(0, index), v.index_select(0, index)) for k, v in buffers]
-            valid, feed = valid.index_select(0, index), feed.index_select(0, index)
+            valid, feed = valid.index_select(0, index), [feed[r] for r in live]
             rows, alive = [rows[r] for r in live], [True] * len(live)
             shared = shared_for(rows)
         column = a + d + fed
@@ -188,6 +189,7 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
                         torch.cat([v, v.new_empty(*v.shape[:2], grow, v.shape[3])], dim=2)) for k, v in buffers]
         valid[:, column] = True
         positions = torch.tensor([[lengths[i] + fed] for i in rows], device=device)
+        feed = torch.tensor(feed, device=device).unsqueeze(1)
         fed += 1
         logits = lean.forward_split(feed, positions, buffers, column, valid[:, None, None, :column + 1], shared)
 
