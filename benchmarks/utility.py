@@ -177,19 +177,26 @@ def real_episodes(cfg: UtilityConfig, env: str, out: Path) -> Path:
     if dest.is_file():
         return dest
     source = cfg.real_data.get(env)
+
+    def won(path: str) -> list:
+        return [ep for ep in canonical_order(load_episodes(path))
+                if ep.won and ep.steps and (ep.policy == cfg.real_policy or cfg.real_data.get(env))]
+
+    eps: list = []
     if source is None:
         from wmgym.training.default import data_paths
 
         default = data_paths(env)[0]
-        source = str(default) if default.is_file() else None
-    if source is None:  # no default data: collect with the real policy (at most 2N episodes for N won)
+        if default.is_file():  # the default twin's data, when it holds episodes of the real policy
+            eps = won(str(default))
+            source = str(default) if eps else None
+    if source is None:  # collect with the real policy (at most 2N episodes for N won)
         from wmgym.training.collect import CollectConfig, collect
 
-        source = str(out / env / "real-collected.jsonl")
+        source = str(out / env / f"real-collected-{cfg.real_policy.replace(':', '_')}.jsonl")
         collect(CollectConfig(env=env, policy=cfg.real_policy, episodes=2 * cfg.episodes, out=source, workers=1,
                               split="train", seed=0, progress=False))
-    eps = [ep for ep in canonical_order(load_episodes(source))
-           if ep.won and ep.steps and (ep.policy == cfg.real_policy or cfg.real_data.get(env))]
+    eps = eps or won(source)
     if not eps:
         raise ValueError(f"no won {cfg.real_policy} episode in {source}")
     tmp = dest.with_suffix(".tmp")

@@ -90,3 +90,29 @@ def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textwor
     assert marker.stat().st_mtime_ns == before
     again = json.loads((out / "result.json").read_text())["results"]["envs"]["TextWorld-v0"]
     assert again["sft"]["real"]["success"] == r["sft"]["real"]["success"]
+
+
+def test_real_episodes_collects_the_real_policy_when_the_default_data_has_none(tmp_path, textworld_gold_file):
+    """``--real-policy scripted``: the default twin's data holds expert, noisy and random episodes only, so the
+    real arm's episodes are collected with the scripted agent instead of failing on "no won scripted episode"."""
+    import shutil
+
+    from wmgym.benchmarks.utility import real_episodes
+    from wmgym.training.default import data_paths
+    from wmgym.training.trajectories import load_episodes
+
+    default = data_paths("TextWorld-v0")[0]
+    default.parent.mkdir(parents=True, exist_ok=True)
+    had = default.is_file()
+    if not had:  # the gold (expert) episodes stand in for the default's data
+        shutil.copy(textworld_gold_file, default)
+    try:
+        assert all(ep.policy != "scripted" for ep in load_episodes(str(default)))
+        cfg = UtilityConfig(envs=["TextWorld-v0"], episodes=2, real_policy="scripted")
+        path = real_episodes(cfg, "TextWorld-v0", tmp_path)
+        eps = load_episodes(str(path))
+        assert len(eps) == 2 and all(ep.policy == "scripted" and ep.won for ep in eps)
+        assert real_episodes(cfg, "TextWorld-v0", tmp_path) == path  # read back, not collected again
+    finally:
+        if not had:
+            default.unlink()
