@@ -83,6 +83,28 @@ class LeanDecoder:
         self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
         self.groups = self.heads // self.kv_heads
+        self._rope_table: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _rope(self, h: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's rotary cos and sin at ``positions`` ``[B, T]``, each ``[B, 1, T, head dim]``.
+
+        For the default RoPE they are looked up in a table the model's own rotary module computed once for every
+        position (elementwise, so the same values as computing them per call, which took a module call and
+        eight ops per forward); other RoPE types (scaled, dynamic) call the module.
+        """
+        rope = self.model.model.rotary_emb
+        table = self._rope_table
+        if getattr(rope, "rope_type", None) == "default":
+            if table is None or table[0].dtype != h.dtype or table[0].device != h.device:
+                every = torch.arange(self.model.config.max_position_embeddings, device=h.device).unsqueeze(0)
+                table = self._rope_table = tuple(x[0] for x in rope(h, every))
+            try:
+                flat, shape = positions.reshape(-1), (*positions.shape, -1)
+                return tuple(x.index_select(0, flat).view(shape).unsqueeze(1) for x in table)
+            except (IndexError, RuntimeError):  # a position past the table: the module computes it
+                pass
+        cos, sin = rope(h, positions)
+        return cos.unsqueeze(1), sin.unsqueeze(1)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, cache: Any,
                 mask: torch.Tensor | None) -> torch.Tensor:
@@ -95,8 +117,7 @@ class LeanDecoder:
         model = self.model
         inner = model.model
         h = F.embedding(input_ids, inner.embed_tokens.weight)
-        cos, sin = inner.rotary_emb(h, positions)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        cos, sin = self._rope(h, positions)
         batch = input_ids.shape[0]
         shape = (batch, 1, -1, self.head_dim)
         for layer, cache_layer in zip(inner.layers, cache.layers):
@@ -143,8 +164,7 @@ class LeanDecoder:
         model = self.model
         inner = model.model
         h = F.embedding(input_ids, inner.embed_tokens.weight)
-        cos, sin = inner.rotary_emb(h, positions)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        cos, sin = self._rope(h, positions)
         batch, t = input_ids.shape
         shape = (batch, t, -1, self.head_dim)
         stop = at + t

@@ -196,3 +196,21 @@ def test_rows_sharing_a_long_prompt_prefix_decode_as_the_hf_path(trained_textwor
             assert g.extra["token_logprobs"] == pytest.approx(w.extra["token_logprobs"], abs=1e-4)
     # From the first step on: one row of each game is prefilled, the others copy its system prompt's keys.
     assert groups == [2, 2, 2, 2]
+
+
+def test_positions_past_the_rope_table_use_the_rotary_module():
+    """The lean forward looks RoPE up in a table of the model's positions; past it (a context longer than the
+    config says) it computes them as HF does, and the logits still equal HF's."""
+    model = _llama_default_shape(max_position_embeddings=32)
+    lean = lean_decoder(model)
+    with torch.inference_mode():
+        ids = torch.randint(0, 2648, (2, 40), generator=torch.Generator().manual_seed(3))
+        hf_cache = kvcache.new_cache()
+        model(input_ids=ids, use_cache=True, cache=hf_cache)
+        lean_cache = kvcache.clone(hf_cache)
+        for pos in (40, 41):
+            token, positions = ids[:, :1], torch.full((2, 1), pos)
+            want = model(input_ids=token, position_ids=positions, use_cache=True, cache=hf_cache,
+                         logits_to_keep=1).logits[:, -1]
+            torch.testing.assert_close(lean.forward(token, positions, lean_cache, None), want, atol=1e-4, rtol=0)
+        assert lean._rope_table is not None and len(lean._rope_table[0]) == 32
