@@ -21,9 +21,10 @@ def _llama_default_shape(**extra):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=2648, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
-                         tie_word_embeddings=True, initializer_range=0.3, attn_implementation="sdpa", **extra)
+    settings = dict(vocab_size=2648, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
+                    tie_word_embeddings=True, initializer_range=0.3, attn_implementation="sdpa")
+    config = LlamaConfig(**{**settings, **extra})
     return LlamaForCausalLM(config).eval()
 
 
