@@ -75,8 +75,11 @@ def prefill_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps
     """Bring fresh ``rows`` (long uncached prompts) up to a prefix held by another row: copied where a row of
     the batch holds it, else the first row of each game is prefilled alone (HF's forward, as a single step
     would) and the others copy from it. Returns the logits of the rows prefilled whole."""
-    candidates = [i for i in rows if len(prompts[i]) - keeps[i] > MIN_SHARED]
-    waiting = [i for i in candidates if i not in adopt_prefixes(episodes, prompts, keeps, candidates)]
+    # Fresh rows only: a row that holds its system prompt already (say, with older turns cut off by the overlong
+    # policy) has nothing to copy, and looking for it among every donor cost 100 ms a step at 64 TextWorld rows.
+    candidates = [i for i in rows if keeps[i] <= MIN_SHARED < len(prompts[i]) - keeps[i]]
+    adopted = adopt_prefixes(episodes, prompts, keeps, candidates)
+    waiting = [i for i in candidates if i not in adopted]
     firsts: dict[tuple[int, ...], list[int]] = {}
     for i in waiting:
         firsts.setdefault(tuple(prompts[i][:MIN_SHARED]), []).append(i)
