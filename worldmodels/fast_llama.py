@@ -149,7 +149,8 @@ class LeanDecoder:
 
     def forward_split(self, input_ids: torch.Tensor, positions: torch.Tensor, buffers: list[tuple[torch.Tensor, ...]],
                       at: int, mask: torch.Tensor, shared: list[list[tuple[Any, torch.Tensor, torch.Tensor]]],
-                      last: torch.Tensor | None = None) -> torch.Tensor:
+                      last: torch.Tensor | None = None, chunks: list[tuple[int, int, int]] | None = None
+                      ) -> torch.Tensor:
         """Logits ``[B, vocab]`` after ``input_ids`` ``[B, T]`` (at ``last`` ``[B]``, else the last column) for rows
         whose keys are a prefix shared by a group of rows followed by their own part.
 
@@ -160,6 +161,8 @@ class LeanDecoder:
         which precedes their own part. The prefix is read once for all its rows (a matrix product instead of one
         pass per row), which is what makes long shared system prompts cheap; the softmax over prefix and own part
         is merged exactly, but in a different order of summation than SDPA's kernel (last-bit differences).
+        ``chunks`` (``(first row, end row, first column)``, rows in order) skip left padding: rows whose own
+        parts are short read only their columns from ``first column`` on.
         """
         model = self.model
         inner = model.model
@@ -178,7 +181,7 @@ class LeanDecoder:
             kbuf[:, :, at:stop] = (k * cos) + (_rotate_half(k) * sin)
             vbuf[:, :, at:stop] = v
             out = _split_attention(q, kbuf[:, :, :stop], vbuf[:, :, :stop], mask, prefixes, attn.scaling,
-                                   self.kv_heads)
+                                   self.kv_heads, chunks)
             out = out.transpose(1, 2).reshape(batch, t, -1)
             h = h + F.linear(out, attn.o_proj.weight, attn.o_proj.bias)
             x = _rms_norm(layer.post_attention_layernorm, h)
@@ -192,7 +195,7 @@ class LeanDecoder:
 
 def _split_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
                      prefixes: list[tuple[Any, torch.Tensor, torch.Tensor]], scale: float,
-                     kv_heads: int) -> torch.Tensor:
+                     kv_heads: int, chunks: list[tuple[int, int, int]] | None = None) -> torch.Tensor:
     """Softmax attention of ``q`` ``[B, H, T, D]`` over (a group's shared prefix, then the row's own keys).
 
     Each part gives its maximum score, exp-sum and weighted values; the two are merged with the usual
@@ -201,14 +204,16 @@ def _split_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     batch, heads, t, dim = q.shape
     groups = heads // kv_heads
     qg = q.reshape(batch, kv_heads, groups * t, dim)  # head kvh * groups + j, query i -> row j * t + i
-    scores = torch.matmul(qg, keys.transpose(-1, -2)) * scale
     if groups > 1:
         mask = mask.unsqueeze(2).expand(batch, 1, groups, t, mask.shape[-1]).reshape(batch, 1, groups * t, -1)
-    scores = scores.masked_fill(~mask, float("-inf"))
-    m_own = scores.amax(-1, keepdim=True)
-    weights = torch.exp(scores - m_own)
-    l_own = weights.sum(-1, keepdim=True)
-    o_own = torch.matmul(weights, values)
+    own = []
+    for r0, r1, c0 in chunks or [(0, batch, 0)]:
+        scores = torch.matmul(qg[r0:r1], keys[r0:r1, :, c0:].transpose(-1, -2)) * scale
+        scores = scores.masked_fill(~mask[r0:r1, :, :, c0:], float("-inf"))
+        m = scores.amax(-1, keepdim=True)
+        weights = torch.exp(scores - m)
+        own.append((m, weights.sum(-1, keepdim=True), torch.matmul(weights, values[r0:r1, :, c0:])))
+    m_own, l_own, o_own = own[0] if len(own) == 1 else (torch.cat(x) for x in zip(*own))
     if not prefixes:
         return (o_own / l_own).reshape(batch, heads, t, dim)
     m_pre = torch.full_like(m_own, float("-inf"))

@@ -122,12 +122,14 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
     for kbuf, vbuf in buffers:  # left padding is read (times a zero weight): it must be finite
         kbuf[:, :, :a] = 0
         vbuf[:, :, :a] = 0
-    for i, ep in enumerate(episodes):
+    # Batch rows in order of own length, so that rows with short own parts can skip the left padding together.
+    order = sorted(range(n), key=lambda i: owns[i])
+    for r, i in enumerate(order):
         if owns[i]:
-            for (kbuf, vbuf), layer in zip(buffers, ep.cache.layers):
-                kbuf[i, :, a - owns[i]:a] = layer.keys[0, :, starts[i]:keeps[i]]
-                vbuf[i, :, a - owns[i]:a] = layer.values[0, :, starts[i]:keeps[i]]
-        valid[i, a - owns[i]:a + len(news[i])] = True
+            for (kbuf, vbuf), layer in zip(buffers, episodes[i].cache.layers):
+                kbuf[r, :, a - owns[i]:a] = layer.keys[0, :, starts[i]:keeps[i]]
+                vbuf[r, :, a - owns[i]:a] = layer.values[0, :, starts[i]:keeps[i]]
+        valid[r, a - owns[i]:a + len(news[i])] = True
     prefixes = [[(layer.keys[0, :, :size].clone(), layer.values[0, :, :size].clone())
                  for layer in episodes[rep].cache.layers] for rep, _, size in groups]
     old_caches = [ep.cache for ep in episodes]  # each row's own prefix goes back into its cache at the end
@@ -142,17 +144,29 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
                     layer.append((index, pk, pv))
         return per_layer
 
+    def chunks_for(rows: list[int]) -> list[tuple[int, int, int]] | None:
+        # Up to three bands of rows (in order of own length), each reading from its longest row's first column;
+        # worth their extra products only when they skip a quarter of the keys or more.
+        count = len(rows)
+        if count < 6:
+            return None
+        bounds = [0, count // 3, 2 * count // 3, count]
+        bands = [(r0, r1, a - owns[rows[r1 - 1]]) for r0, r1 in zip(bounds, bounds[1:])]
+        skipped = sum((r1 - r0) * c0 for r0, r1, c0 in bands)
+        return bands if skipped >= 0.25 * count * (a + d) else None
+
     pad = prompts[0][-1]
-    input_ids = torch.tensor([x + [pad] * (d - len(x)) for x in news], device=device)
-    positions = torch.tensor([list(range(k, k + d)) for k in keeps], device=device)
+    input_ids = torch.tensor([news[i] + [pad] * (d - len(news[i])) for i in order], device=device)
+    positions = torch.tensor([list(range(keeps[i], keeps[i] + d)) for i in order], device=device)
     causal = torch.ones(d, a + d, dtype=torch.bool, device=device).tril(a)
     mask = valid[:, None, None, :a + d] & causal
-    last = torch.tensor([max(len(x) - 1, 0) for x in news], device=device)
-    rows = list(range(n))  # batch row -> episode index (finished rows stay until compaction)
-    shared = shared_for(rows)
-    logits = lean.forward_split(input_ids, positions, buffers, a, mask, shared, last)
-    for i, first in solo.items():
-        logits[i] = first
+    last = torch.tensor([max(len(news[i]) - 1, 0) for i in order], device=device)
+    rows = order  # batch row -> episode index (finished rows stay until compaction)
+    shared, chunks = shared_for(rows), chunks_for(rows)
+    logits = lean.forward_split(input_ids, positions, buffers, a, mask, shared, last, chunks)
+    for r, i in enumerate(rows):
+        if i in solo:
+            logits[r] = solo[i]
 
     outputs = [DecodeOutput() for _ in episodes]
     alive = [True] * n
@@ -183,7 +197,7 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
             buffers = [(k.index_select(0, index), v.index_select(0, index)) for k, v in buffers]
             valid, feed = valid.index_select(0, index), [feed[r] for r in live]
             rows, alive = [rows[r] for r in live], [True] * len(live)
-            shared = shared_for(rows)
+            shared, chunks = shared_for(rows), chunks_for(rows)
         column = a + d + fed
         if column >= valid.shape[1]:  # a long turn: buffers and mask double
             grow = valid.shape[1]
@@ -194,7 +208,8 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
         positions = torch.tensor([[lengths[i] + fed] for i in rows], device=device)
         feed = torch.tensor(feed, device=device).unsqueeze(1)
         fed += 1
-        logits = lean.forward_split(feed, positions, buffers, column, valid[:, None, None, :column + 1], shared)
+        logits = lean.forward_split(feed, positions, buffers, column, valid[:, None, None, :column + 1], shared,
+                                    chunks=chunks)
 
 
 def _row_cache(old: Any, start: int, buffers: list[tuple[torch.Tensor, torch.Tensor]], row: int,
