@@ -43,7 +43,7 @@ def test_a_recipe_is_built_from_the_env_declaration(monkeypatch):
 
 def test_spread_enters_the_hashes_only_when_on(monkeypatch):
     """``spread`` False (every pinned recipe) leaves the recipe key and data folder as they were before the field;
-    True gives another key and folder; SciWorld's recipe is the generic one, spread."""
+    True gives another key and folder; SciWorld's recipe spreads the generic episodes."""
     import dataclasses
 
     from wmgym.envs.sciworld.env import SciWorldEnv
@@ -59,10 +59,14 @@ def test_spread_enters_the_hashes_only_when_on(monkeypatch):
     assert default.recipe_for("TextWorld-v0").key() != key and default.data_paths("TextWorld-v0")[0].parent.name != plan
 
     sci = default.recipe_for("SciWorld-v0")
-    assert SciWorldEnv.default_twin == {"spread": True} and sci.spread is True
+    assert SciWorldEnv.default_twin["spread"] is True and sci.spread is True
     generic = default._recipe("SciWorld-v0", {})
-    assert (sci.train, sci.test, sci.sft, sci.max_steps) == (generic.train, generic.test, generic.sft, generic.max_steps)
-    assert sci.key() != generic.key()
+    alf = default.recipe_for("ALFWorld-v0")
+    # SciWorld: the generic episodes (spread), trained with ALFWorld's recipe; its data folder is the one the
+    # spread generic recipe collected, so changing how it trains did not recollect
+    assert (sci.train, sci.test, sci.max_steps) == (generic.train, generic.test, generic.max_steps)
+    assert sci.sft == alf.sft and sci.sft != generic.sft and sci.key() != generic.key()
+    assert default.data_paths("SciWorld-v0")[0].parent.name == "5f9ce9afd99a"
 
 
 def test_collect_data_spreads_a_spread_recipe(monkeypatch):
