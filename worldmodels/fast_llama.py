@@ -1,18 +1,21 @@
-"""A lean one-token decode forward for Llama-architecture causal LMs (Llama, SmolLM2, Qwen2).
+"""A lean decode forward for Llama-architecture causal LMs (Llama, SmolLM2, Qwen2).
 
-HF's forward spends most of a decode step on its module stack, not arithmetic: for the
-embedded default twins (2 layers, d=128) a batched forward of one new token per row ran
-about 60 small tensor ops and a few hundred Python calls (module hooks, mask building,
-cache classes, output dataclasses). :class:`LeanDecoder` runs the same ops in plain torch
-on the model's own parameters (read at each call, so in-place weight updates are seen;
-nothing is copied), writing keys and values through the cache's layers as HF does.
+HF's forward spends most of a decode step on its module stack, not arithmetic: profiling a
+``make_vec`` x8 step of the embedded ALFWorld twin (2 layers, d=128), the linear and
+attention kernels took 0.10 s of the 0.35 s its forwards ran; the rest was module calls,
+mask building, cache classes and output objects. :class:`LeanDecoder` runs the same ops in
+plain torch on the model's own parameters (read at each call, so in-place weight updates are
+seen; nothing is copied).
 
-Equality with HF comes first: every op mirrors HF's Llama/Qwen2 code in order and dtype
-(RMSNorm in float32, RoPE from the model's own rotary module, SDPA with the same mask or
-none where HF passes none, GQA packed as HF packs it), so logits are bit for bit HF's on
-this CPU. :func:`lean_decoder` returns ``None`` for anything else (other architectures,
-eager or flash attention, sliding windows, q/k norms, LoRA-wrapped layers); the caller
-then uses HF's forward.
+:meth:`LeanDecoder.forward` mirrors HF's Llama/Qwen2 code op for op in order and dtype
+(RMSNorm in float32, RoPE values from the model's own rotary module, SDPA with the same mask
+or none where HF passes none, GQA packed as HF packs it), so its logits are bit for bit HF's
+on this CPU. :meth:`LeanDecoder.forward_split` serves batches whose rows share a long prompt
+prefix (see :mod:`~wmgym.worldmodels.hf_shared`); its attention is exact softmax attention
+summed in another order than SDPA's kernel (last-bit differences; the tests and the make_vec
+comparisons give the same greedy tokens as HF). :func:`lean_decoder` returns ``None`` for
+anything else (other architectures, eager or flash attention, sliding windows, q/k norms,
+layers wrapped by LoRA before the backend was built); the caller then uses HF's forward.
 """
 
 from __future__ import annotations
