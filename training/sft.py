@@ -68,6 +68,10 @@ class SFTConfig:
     """Passes over the training data (ignored when --max-steps > 0)."""
     max_steps: int = 0
     """Optimizer steps to run (0: use --epochs)."""
+    max_minutes: float = 0.0
+    """Stop this run after this many minutes of training, at the end of a step (0: no limit); the model is saved
+    and evaluated as at any end, and the learning-rate schedule still follows --max-steps / --epochs. For a fixed
+    wall-clock budget: compare runs by what they reach in equal time."""
     lr: float | None = None
     """Peak learning rate (default 2e-3 for tiny, 2e-4 for LoRA, 2e-5 for full fine-tuning)."""
     curriculum: float = 0.0
@@ -135,6 +139,8 @@ class SFTConfig:
     def __post_init__(self) -> None:
         if not self.data:
             raise ValueError("give at least one trajectory file (--data FILE ...)")
+        if self.max_minutes < 0:
+            raise ValueError(f"--max-minutes must be >= 0 (0: no limit), got {self.max_minutes}")
         for path in [*self.data, *self.eval_data]:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"trajectory file not found: {path}")
@@ -301,7 +307,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     from wmgym.training.data import build_examples
     from wmgym.training.sft_batches import BatchCollator, Batches, load_data, mix_recall, schedule, token_batches
     from wmgym.training.sft_trainer import (bf16_supported, latest_checkpoint, make_trainer_class,
-                                            progress_callback, training_args)
+                                            progress_callback, time_budget_callback, training_args)
 
     torch.set_num_threads(cfg.threads)
     train_eps, held_eps, report = load_data(cfg)
@@ -330,12 +336,13 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
           + (f"; skipped {tstats['skipped_turns']} turns longer than max_length" if tstats["skipped_turns"] else ""))
 
     use_bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
+    budget = time_budget_callback(cfg.max_minutes) if cfg.max_minutes else None
     args = training_args(cfg, total_steps, use_bf16, bool(eval_ex), accum)
     trainer = make_trainer_class()(
         model=model, args=args, data_collator=BatchCollator(tokenizer.pad_token_id), processing_class=tokenizer,
         train_dataset=Batches(batches),
         eval_dataset=Batches(token_batches(eval_ex, cfg.batch_tokens, cfg.seed)) if eval_ex else None,
-        callbacks=[progress_callback(cfg.out)],
+        callbacks=[progress_callback(cfg.out), *([budget] if budget else [])],
     )
     # Evaluation scores loss and EM on these episodes in one pass (0: the Trainer's own loss-only pass).
     trainer.wm_eval_episodes = [ep for ep in held_eps if ep.steps][: cfg.eval_em_episodes]
@@ -359,7 +366,9 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         "induction_warmup": (json.loads((Path(cfg.out) / "init" / "warmup.json").read_text())
                              if cfg.induction_warmup else None),
         "tokens_seen_this_run": int(trainer.state.num_input_tokens_seen or 0),
-        "wall_s": wall, "cpu_s": cpu, "data": cfg.data, "mix": report.weights if report else None,
+        "wall_s": wall, "cpu_s": cpu, "max_minutes": cfg.max_minutes or None,
+        "stopped_by_time_at_step": budget.stopped_at if budget else None, "data": cfg.data,
+        "mix": report.weights if report else None,
         "eval_em_episodes": len(trainer.wm_eval_episodes),
         "eval_history": [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)],
         "loss_history": [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h],

@@ -49,6 +49,28 @@ def progress_callback(out: str | Path):
     return ProgressFile()
 
 
+def time_budget_callback(minutes: float):
+    """A callback that ends training at the first step end after ``minutes`` of this run (then saved as usual)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def __init__(self) -> None:
+            self.start: float | None = None
+            self.stopped_at: int | None = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.start = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.start is not None and time.monotonic() - self.start >= 60 * minutes:
+                control.should_training_stop = control.should_save = True
+                self.stopped_at = state.global_step
+
+    return TimeBudget()
+
+
 def make_trainer_class():
     from transformers import Trainer
 

@@ -164,6 +164,24 @@ def test_gradient_checkpointing_trains_lora_to_the_same_weights(tw_file, tiny_mo
         torch.testing.assert_close(ckpt[k], plain[k], rtol=1e-4, atol=1e-5)
 
 
+def test_max_minutes_stops_at_the_budget_and_saves(tw_file, tmp_path):
+    """``--max-minutes``: a wall-clock budget ends the run at a step end, long before --max-steps; the model is
+    saved and evaluated as at any end, and the summary says where it stopped."""
+    from wmgym.cli import main
+
+    out = tmp_path / "budget"
+    args = _sft_args(tw_file, str(out), steps=100000) + ["--max-minutes", "0.05"]  # 3 s
+    assert main(args) == 0
+    summary = json.loads((out / "sft_summary.json").read_text())
+    assert summary["max_minutes"] == 0.05
+    assert 1 <= summary["steps"] == summary["stopped_by_time_at_step"] < 100000
+    assert summary["wall_s"] < 60 and (out / "model.safetensors").exists()
+    with pytest.raises(ValueError, match="max-minutes"):
+        from wmgym.training.sft import SFTConfig
+
+        SFTConfig(data=[tw_file], max_minutes=-1)
+
+
 def test_sft_tokenizer_numbers_turns_as_its_preset_says(tw_file, tmp_path):
     """``--preset tiny-count``: the trained tokenizer numbers the user turns from 2, so on a won game the count
     the game prints ("in 5 turns") is the same tokens as the last header's number. ``tiny-turns``: each header
