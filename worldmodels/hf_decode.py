@@ -161,7 +161,10 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     # length would pad every row's prefill to it.
     sizes = [len(ids) - k for ids, k in zip(prompts, keeps)]
     limit = max(_SOLO_PREFILL, 4 * sorted(sizes)[n // 2])
-    share = getattr(wm, "lean", None) is not None and getattr(wm, "share_prefix", True)
+    # float32 only: the shared-prefix attention sums in its own order, which in half precision would drift from
+    # SDPA's (float32-accumulating) kernel by more than the last bits checked here.
+    share = (getattr(wm, "lean", None) is not None and getattr(wm, "share_prefix", True)
+             and wm.model.dtype == torch.float32)
     solo = {}
     if share:  # fresh rows of one game (a reset onto it) copy its system prompt's keys from one row that holds them
         from wmgym.worldmodels import hf_shared
