@@ -224,13 +224,17 @@ class HFWorldModel:
             for ep, action, ids, cut, out in zip(episodes, actions, prompts, truncated, outputs):
                 text = self.tokenizer.decode(out.content_ids, skip_special_tokens=True)
                 parsed = parse_observation(text, truncated=not out.stopped)
+                if out.looped:
+                    parsed = dataclasses.replace(parsed, parse_error="generation repeated itself and was stopped "
+                                                 "before the end of the turn (stop_loops)")
                 ep.history.append((action, text))
                 ep.cached_ids = list(ids) + out.token_ids[:-1]  # the last sampled token is fed next step
                 if not self.reuse_cache:
                     ep.cache, ep.cached_ids = None, []
                 confidence = sum(out.logprobs) / len(out.logprobs)
                 extra = {"prompt_tokens": len(ids), "completion_tokens": len(out.token_ids),
-                         "token_ids": out.token_ids, "token_logprobs": out.logprobs, "context_truncated": cut}
+                         "token_ids": out.token_ids, "token_logprobs": out.logprobs, "context_truncated": cut,
+                         "looped": out.looped}
                 steps.append(WMStep(text=text, observation=parsed.observation, success=parsed.success,
                                     confidence=float(confidence), parse_error=parsed.parse_error, extra=extra))
             return steps

@@ -38,9 +38,44 @@ class DecodeOutput:
     #: Ended by an end-of-turn token (else it hit ``max_new_tokens``).
     stopped: bool = False
 
+    #: Stopped early because the text had begun to repeat itself (see :func:`finished`); cut, as at the cap.
+    looped: bool = False
+
     @property
     def content_ids(self) -> list[int]:
         return self.token_ids[:-1] if self.stopped else self.token_ids
+
+
+#: Loop check: the shortest generation it looks at, and how often (in tokens) it looks.
+_LOOP_MIN, _LOOP_EVERY = 48, 8
+
+
+def looping(ids: list[int], copies: int = 3, min_span: int = 24) -> bool:
+    """Whether ``ids`` ends with at least ``copies`` identical copies of one span of 4 tokens or more, the copies
+    ``min_span`` tokens or more in all: greedy decoding that has written the same lines three times over writes them
+    again until the token cap (a tiny twin's "- The sandwich is edible." x 30 after a random ``look``)."""
+    n = len(ids)
+    for period in range(4, n // copies + 1):
+        tail = ids[n - period:]
+        k = 1
+        while (k + 1) * period <= n and ids[n - (k + 1) * period:n - k * period] == tail:
+            k += 1
+        if k >= copies and k * period >= min_span:
+            return True
+    return False
+
+
+def finished(out: DecodeOutput, token: int, stop_ids: set[int], settings: GenerationSettings) -> bool:
+    """Record whether ``out`` (``token`` just appended) ended its turn: an end-of-turn token, the token cap, or,
+    with ``settings.stop_loops``, text that repeats itself (then cut as at the cap, ``looped`` set)."""
+    out.stopped = token in stop_ids
+    if out.stopped or len(out.token_ids) >= settings.max_new_tokens:
+        return True
+    n = len(out.token_ids)
+    if settings.stop_loops and n >= _LOOP_MIN and n % _LOOP_EVERY == 0 and looping(out.token_ids):
+        out.looped = True
+        return True
+    return False
 
 
 def choose(logits: torch.Tensor, settings: GenerationSettings, generator: Any) -> tuple[int, float]:
@@ -92,8 +127,7 @@ def decode(wm: Any, episodes: list[Any], first_logits: list[torch.Tensor], setti
             out = outputs[i]
             out.token_ids.append(token)
             out.logprobs.append(logprob)
-            out.stopped = token in wm.stop_ids
-            if out.stopped or len(out.token_ids) >= settings.max_new_tokens:
+            if finished(out, token, wm.stop_ids, settings):
                 if batched:
                     episodes[i].cache = kvcache.slice_row(cache, row, pads[i], width + fed)
             else:
@@ -230,8 +264,7 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
             out = outputs[i]
             out.token_ids.append(token)
             out.logprobs.append(logprob)
-            out.stopped = token in wm.stop_ids
-            if out.stopped or len(out.token_ids) >= settings.max_new_tokens:
+            if finished(out, token, wm.stop_ids, settings):
                 alive[r] = False
                 episodes[i].cache = kvcache.row_cache(cache, r, [(a - keeps[i], a + len(news[i])), (a + d, a + d + fed)])
             else:

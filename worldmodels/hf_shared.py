@@ -102,7 +102,7 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
     alone, whose first logits are ``solo[i]``). On return each episode's cache holds its prompt and every
     generated token but the last, as with :func:`~wmgym.worldmodels.hf_decode.decode_batch`.
     """
-    from wmgym.worldmodels.hf_decode import _TURN_ROOM, DecodeOutput, choose_rows
+    from wmgym.worldmodels.hf_decode import _TURN_ROOM, DecodeOutput, choose_rows, finished
 
     lean, device = wm.lean, wm.device
     n = len(episodes)
@@ -182,8 +182,7 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
             out = outputs[i]
             out.token_ids.append(token)
             out.logprobs.append(logprob)
-            out.stopped = token in wm.stop_ids
-            if out.stopped or len(out.token_ids) >= settings.max_new_tokens:
+            if finished(out, token, wm.stop_ids, settings):
                 alive[r] = False
                 spans = [(a - owns[i], a + len(news[i])), (a + d, a + d + fed)]
                 episodes[i].cache = _row_cache(old_caches[i], starts[i], buffers, r, spans)

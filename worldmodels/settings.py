@@ -16,6 +16,11 @@ class GenerationSettings:
 
     max_new_tokens: int = 256
     """Most tokens one observation may take; a longer one is cut and flagged in ``parse_error``."""
+    stop_loops: bool = True
+    """hf backend: end an observation whose text has begun to repeat itself (the same span three times, 24+
+    tokens) instead of decoding on; it is cut and flagged as at the cap, its text the first part of what decoding on
+    would give. A tiny twin given an action unlike its data can loop a line until the cap, and a batch waits for
+    its slowest row. The default twins' held-out fidelity EM is the same with and without it."""
     temperature: float = 0.0
     """0 decodes greedily; above 0 samples from the tempered distribution."""
     top_p: float = 1.0
