@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
                                       "EM-reward GRPO at equal compute"),
     "utility": ("wmgym.benchmarks.utility", "agents trained on real / twin / mixed episodes, GRPO in twin or real, "
                                             "the verifier: real-env success of each"),
+    "finetune": ("wmgym.benchmarks.finetune", "a pretrained chat LM fine-tuned as a twin (LoRA, full) at a fixed "
+                                              "wall-clock budget, EM against tokens, beside the tiny default"),
     "engine": (None, "--env ID: the env's own engine-speed benchmark (e.g. ALFWorld resets, SciWorld vs its package)"),
     "report": ("wmgym.benchmarks.report", "gather the latest results into one Markdown page"),
 }
