@@ -22,6 +22,15 @@ history, as ``lm:DIR`` plays a GRPO directory (batched through :func:`wmgym.trai
   the reward, no real env step). Each reports the real held-out success before (its SFT start) and after, the
   per-step training-rollout success (real for the real arms, the twin's judgement for the twin arm) and the
   env steps the GRPO run spent, so twin and real GRPO are compared at equal GRPO steps and their env steps shown.
+- ``sft+rwml+grpo`` (``--rwml-trade T`` > 0, default 1): RWML as mid-training of the agent, as the RWML paper
+  uses it. The ``real`` SFT agent spends the episodes of T GRPO steps (T x group x games-per-step) on its own
+  greedy rollouts in the real env (train split, ``lm:DIR``), is trained by RWML
+  (:mod:`wmgym.training.rwml`, ``--rwml-steps`` steps, binary MiniLM reward, the too-easy filter; the
+  unpredictable filter off, since a policy model starts with no idea of the observations) to predict the next
+  observation of those transitions in the world-model chat, then by task-success GRPO in the real env for
+  ``--grpo-steps`` - T steps. Against ``sft+grpo`` it has played the same number of real episodes; its env
+  steps are the rollouts' plus GRPO's. When the pre-pass filter drops every transition the RWML phase is
+  recorded as skipped and GRPO starts from the SFT agent.
 - ``--score-eval`` also scores every agent as ``lm:DIR?mode=score`` (the best admissible command by
   length-normalised log-probability, one game at a time): a small model that roughly knows what to do but
   misspells it still wins there.
@@ -32,7 +41,8 @@ history, as ``lm:DIR`` plays a GRPO directory (batched through :func:`wmgym.trai
 
 Resumable: everything lives under ``--out`` (``ENV/real-nN.jsonl``, ``ENV/synth-nN.jsonl`` from
 ``ENV/synth-all.jsonl``, ``ENV/sft/ARM-sSEED``,
-``ENV/rl/ARM-sSEED``, ``ENV/verifier``); an arm whose ``eval.json`` exists is read back, not redone, and the
+``ENV/rl/ARM-sSEED`` (the RWML arm also holds ``rollouts.jsonl``, ``rwml/`` and ``rwml.json``),
+``ENV/verifier``); an arm whose ``eval.json`` exists is read back, not redone, and the
 training runs resume from their checkpoints. ``result.json`` and ``report.md`` (tables and plots) are written
 at the end.
 
@@ -59,6 +69,9 @@ SECTIONS = ("sft", "rl", "verifier")
 SFT_ARMS = ("real", "synth", "mixed", "wm-sft")
 #: RL arms: name -> (the SFT arm it starts from, twin or real env for GRPO).
 RL_ARMS = {"sft+grpo": ("real", "real"), "wm-sft+grpo": ("wm-sft", "real"), "sft+grpo-twin": ("real", "twin")}
+#: The RWML mid-training arm (on with ``rwml_trade`` > 0): the ``real`` SFT agent's own real-env rollouts, RWML
+#: on their transitions, then GRPO in the real env; compared with ``sft+grpo`` at equal episodes.
+RWML_ARM = "sft+rwml+grpo"
 #: Irreversible verbs of envs that declare no ``irreversible_actions`` (ActionVerifier's verb form).
 VERBS: dict[str, list[str]] = {"TextWorld-v0": ["eat"]}
 #: Reset seed of held-out game k is EVAL_SEED + k (what collection uses for held-out splits).
@@ -93,6 +106,10 @@ class UtilityConfig:
     group: int = 4
     games_per_step: int = 1
     grpo_lr: float = 1e-4
+    rwml_trade: int = 1
+    """GRPO steps whose episodes the sft+rwml+grpo arm spends on rollouts for RWML instead (0: no such arm)."""
+    rwml_steps: int = 10
+    """RWML optimizer steps of the sft+rwml+grpo arm."""
     eval_games: int = 20
     max_steps: int = 20
     """Actions per episode at most, in evaluation and GRPO rollouts."""
@@ -127,6 +144,13 @@ class UtilityConfig:
                      "verifier_games", "games_per_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rwml_trade < 0 or self.rwml_steps < 1:
+            raise ValueError(f"rwml_trade must be >= 0 and rwml_steps >= 1, got {self.rwml_trade} and "
+                             f"{self.rwml_steps}")
+        if "rl" in self.sections and self.rwml_trade and self.grpo_steps <= self.rwml_trade:
+            raise ValueError(f"the {RWML_ARM} arm trades {self.rwml_trade} GRPO step(s) for rollouts, so grpo_steps "
+                             f"must exceed rwml_trade, got grpo_steps {self.grpo_steps}; raise --grpo-steps or "
+                             f"pass --rwml-trade 0")
         if self.group < 2:
             raise ValueError(f"group must be >= 2 (GRPO compares episodes of one game), got {self.group}")
         if any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in self.budgets) or not self.budgets:
@@ -138,6 +162,11 @@ class UtilityConfig:
     @property
     def seed_list(self) -> list[int]:
         return [self.seed + i for i in range(self.seeds)]
+
+    @property
+    def rl_arms(self) -> dict[str, tuple[str, str]]:
+        """The RL arms this run trains: :data:`RL_ARMS`, plus :data:`RWML_ARM` when ``rwml_trade`` > 0."""
+        return {**RL_ARMS, **({RWML_ARM: ("real", "real")} if self.rwml_trade else {})}
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -342,22 +371,28 @@ def rl_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, out: Path, start: 
         if start.get("eval_score") is not None:
             done["start_score"] = start["eval_score"]
         return _with_score(cfg, env, run, done)
-    sft_arm_name, where = RL_ARMS[arm]
+    sft_arm_name, where = cfg.rl_arms[arm]
     play = env if where == "real" else twin_id(env)
     kwargs = {"model": cfg.models[env]} if where == "twin" and env in cfg.models else {}
+    policy, grpo_steps, extra = out / env / "sft" / f"{sft_arm_name}-s{seed}", cfg.grpo_steps, {}
+    if arm == RWML_ARM:
+        policy, extra = rwml_phase(cfg, env, seed, run, policy)
+        grpo_steps = cfg.grpo_steps - cfg.rwml_trade
     if _read(run / "grpo_summary.json") is None:
-        train(AgentGRPOConfig(env=play, model=str(out / env / "sft" / f"{sft_arm_name}-s{seed}"), out=str(run),
-                              steps=cfg.grpo_steps, group=cfg.group, games_per_step=cfg.games_per_step,
+        train(AgentGRPOConfig(env=play, model=str(policy), out=str(run),
+                              steps=grpo_steps, group=cfg.group, games_per_step=cfg.games_per_step,
                               max_steps=cfg.max_steps, max_tokens=cfg.max_tokens, lr=cfg.grpo_lr, seed=seed,
-                              save_steps=cfg.grpo_steps, progress=False, env_kwargs=kwargs))
+                              save_steps=grpo_steps, progress=False, env_kwargs=kwargs))
     curve = _read(run / "curve.json") or {"steps": []}
     batch = cfg.group * cfg.games_per_step
     steps = [{"step": s["step"], "success": s.get("success"), "reward": s.get("reward"),
               "env_steps": round(s.get("episode_steps", 0.0) * batch)} for s in curve["steps"]]
+    grpo_env_steps = sum(s["env_steps"] for s in steps)
+    rollout_steps = extra.get("rollouts", {}).get("env_steps", 0)
     res = {"arm": arm, "seed": seed, "grpo_env": play, "start": start["eval"], "curve": steps,
-           "env_steps": sum(s["env_steps"] for s in steps),
-           "real_env_steps": sum(s["env_steps"] for s in steps) if where == "real" else 0,
-           "eval": evaluate_dir(cfg, env, run)}
+           "grpo_env_steps": grpo_env_steps, "env_steps": grpo_env_steps + rollout_steps,
+           "real_env_steps": grpo_env_steps + rollout_steps if where == "real" else 0,
+           **extra, "eval": evaluate_dir(cfg, env, run)}
     if start.get("eval_score") is not None:
         res["start_score"] = start["eval_score"]
     _write(run / "eval.json", res)
@@ -365,6 +400,57 @@ def rl_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, out: Path, start: 
     print(f"{env} rl {arm:>13} seed {seed}: real success {res['start']['success']:.3f} -> "
           f"{res['eval']['success']:.3f} ({res['env_steps']} env steps in {play})", flush=True)
     return res
+
+
+def rwml_phase(cfg: UtilityConfig, env: str, seed: int, run: Path, sft_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The first two phases of :data:`RWML_ARM`: the SFT agent's real-env rollouts (the episodes of
+    ``rwml_trade`` GRPO steps), then RWML on their transitions. Returns the policy GRPO starts from (the RWML
+    model; the SFT agent when the pre-pass filter left no transition) and the arm's record of both phases.
+    Resumes: collection from the rollouts file, RWML from its checkpoints, a finished RWML from ``rwml.json``."""
+    from wmgym.training.collect import CollectConfig, collect
+    from wmgym.training.rwml import RWMLConfig
+    from wmgym.training.rwml import train as rwml_train
+    from wmgym.training.trajectories import load_episodes
+
+    run.mkdir(parents=True, exist_ok=True)
+    rollouts, rdir = run / "rollouts.jsonl", run / "rwml"
+    n = cfg.rwml_trade * cfg.group * cfg.games_per_step
+    collect(CollectConfig(env=env, policy=f"lm:{sft_dir}", episodes=n, split="train", out=str(rollouts), workers=1,
+                          seed=seed, max_steps=cfg.max_steps, progress=False))
+    eps = load_episodes(str(rollouts))[:n]
+    roll = {"episodes": len(eps), "env_steps": sum(len(ep.steps) for ep in eps),
+            "success": sum(bool(ep.won) for ep in eps) / max(1, len(eps))}
+    done = _read(run / "rwml.json")
+    if done is None:
+        rcfg = RWMLConfig(data=[str(rollouts)], model=str(sft_dir), out=str(rdir), reward="binary",
+                          max_steps=cfg.rwml_steps, num_generations=cfg.group, prompts_per_step=4,
+                          filter_samples=cfg.group, filter_easy=True, filter_unpredictable=False,
+                          save_steps=cfg.rwml_steps, seed=seed, progress=False)
+        try:  # the pre-pass alone first (cached: the training run reuses its samples)
+            pre = rwml_train(dataclasses.replace(rcfg, prepass_only=True))
+        except ValueError as e:  # no transition fits the model's context (the tiny tokenizers' long prompts)
+            if "no transition" not in str(e):
+                raise
+            pre = {"transitions": 0, "skipped_too_long": roll["env_steps"], "kept": 0, "error": str(e)}
+        keys = ("transitions", "skipped_too_long", "kept", "prepass_mean_reward", "effective_share_before",
+                "too_easy_share", "effective_share_of_kept")
+        done = {k: pre.get(k) for k in keys}
+        if not pre.get("kept"):
+            done["skipped"] = (f"RWML skipped ({pre['error']})" if pre.get("error") else
+                               "RWML skipped: the pre-pass filter dropped every transition") + \
+                ": GRPO starts from the SFT agent"
+        else:
+            s = rwml_train(rcfg)
+            done.update({k: s.get(k) for k in ("steps", "mean_reward_first", "mean_reward_last",
+                                               "effective_groups_mean", "wall_s")})
+        _write(run / "rwml.json", done)
+    policy = sft_dir if done.get("skipped") else rdir
+    print(f"{env} rl {RWML_ARM} seed {seed}: {roll['episodes']} rollouts ({roll['env_steps']} env steps, success "
+          f"{roll['success']:.3f}); RWML " + (done["skipped"] if done.get("skipped") else
+                                               f"{done['steps']} steps on {done['kept']} of {done['transitions']} "
+                                               f"transitions, mean reward {fmt(done['mean_reward_last'], 3)}"),
+          flush=True)
+    return policy, {"rollouts": roll, "rwml": done}
 
 
 def verifier_section(cfg: UtilityConfig, env: str, out: Path, sft_agent: Path | None) -> dict[str, Any] | None:
@@ -419,7 +505,7 @@ def run_env(cfg: UtilityConfig, env: str, out: Path) -> dict[str, Any]:
                         "wm-sft >= sft": None if not real and not wm else wm >= real}
     if "rl" in cfg.sections:
         rl = {}
-        for arm, (start, _) in RL_ARMS.items():
+        for arm, (start, _) in cfg.rl_arms.items():
             runs = [rl_arm(cfg, env, arm, s, out, sft[start][i]) for i, s in enumerate(cfg.seed_list)]
             rl[arm] = {"start": spread([r["start"]["success"] for r in runs]),
                        "start_score": spread([r["start_score"]["success"] for r in runs if "start_score" in r]),
@@ -430,6 +516,14 @@ def run_env(cfg: UtilityConfig, env: str, out: Path) -> dict[str, Any]:
                                                   for r in runs if r["curve"]]),
                        "real_env_steps": spread([r["real_env_steps"] for r in runs]), "runs": runs}
         res["rl"] = rl
+        if RWML_ARM in rl:
+            a, b = rl[RWML_ARM], rl["sft+grpo"]
+            res["rwml_vs_grpo"] = (
+                f"{RWML_ARM} {100 * a['success']['mean']:.1f}% after "
+                f"({a['env_steps']['mean']:.0f} real env steps: {cfg.rwml_trade} GRPO step(s) of episodes as "
+                f"rollouts for {cfg.rwml_steps} RWML steps, then {cfg.grpo_steps - cfg.rwml_trade} GRPO steps) "
+                f"vs sft+grpo {100 * b['success']['mean']:.1f}% ({b['env_steps']['mean']:.0f} real env steps, "
+                f"{cfg.grpo_steps} GRPO steps); same number of real episodes")
     if "verifier" in cfg.sections:
         agent = out / env / "sft" / f"real-s{cfg.seed}"
         res["verifier"] = verifier_section(cfg, env, out, agent if (agent / "eval.json").is_file() else None)
@@ -508,6 +602,16 @@ def _markdown(cfg: UtilityConfig, results: dict[str, Any], figures: list[str]) -
                       md_table(["arm", "GRPO env", "real success before (%)", "after (%)", "rollout success (%)",
                                 "env steps", "real env steps", "score mode before (%)", "score mode after (%)"],
                                rows), ""]
+            if r.get("rwml_vs_grpo"):
+                rw = [x["rwml"] for x in r["rl"][RWML_ARM]["runs"]]
+                parts += [f"RWML mid-training: {r['rwml_vs_grpo']}. RWML per seed: "
+                          + "; ".join(x.get("skipped") or
+                                      (f"{x['kept']} of {x['transitions']} fitting transitions kept ("
+                                       f"{x['skipped_too_long']} longer than the context left out), effective groups "
+                                       f"{fmt(x.get('effective_share_before'), 2)} before / "
+                                       f"{fmt(x.get('effective_groups_mean'), 2)} in training, mean reward "
+                                       f"{fmt(x.get('mean_reward_first'), 3)} -> {fmt(x.get('mean_reward_last'), 3)}")
+                                      for x in rw), ""]
         if r.get("verifier"):
             v = r["verifier"]
             rows = []
@@ -553,6 +657,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grpo-steps", type=int, default=3, help="GRPO steps per RL arm")
     p.add_argument("--group", type=int, default=4, help="GRPO episodes per game")
     p.add_argument("--games-per-step", type=int, default=1, help="GRPO games per step")
+    p.add_argument("--rwml-trade", type=int, default=1, help="GRPO steps whose episodes the sft+rwml+grpo arm "
+                   "spends on rollouts for RWML (0: no such arm)")
+    p.add_argument("--rwml-steps", type=int, default=10, help="RWML steps of the sft+rwml+grpo arm")
     p.add_argument("--eval-games", type=int, default=20, help="held-out real games each agent is scored on")
     p.add_argument("--max-steps", type=int, default=20, help="actions per episode at most (eval, GRPO, synth)")
     p.add_argument("--budgets", default="0,2,4,10", help="verification budgets")
@@ -572,7 +679,8 @@ def main(argv: list[str] | None = None) -> int:
                         seeds=args.seeds, seed=args.seed, agent=args.agent, real_policy=args.real_policy,
                         synth_factor=args.synth_factor, sft_steps=args.sft_steps, warm_steps=args.warm_steps,
                         preset=args.preset, grpo_steps=args.grpo_steps, group=args.group,
-                        games_per_step=args.games_per_step, eval_games=args.eval_games, max_steps=args.max_steps,
+                        games_per_step=args.games_per_step, rwml_trade=args.rwml_trade,
+                        rwml_steps=args.rwml_steps, eval_games=args.eval_games, max_steps=args.max_steps,
                         budgets=[int(b) for b in args.budgets.split(",") if b.strip()],
                         verifier_games=args.verifier_games,
                         verifier_agents=[a for a in args.verifier_agents.split(",") if a], score_eval=args.score_eval,

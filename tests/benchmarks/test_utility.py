@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from wmgym.benchmarks.utility import RL_ARMS, SFT_ARMS, UtilityConfig, pm, spread
+from wmgym.benchmarks.utility import RL_ARMS, RWML_ARM, SFT_ARMS, UtilityConfig, pm, spread
 
 
 def test_spread_and_cells():
@@ -24,6 +24,8 @@ def test_spread_and_cells():
     ({"episodes": 0}, "episodes must be >= 1"),
     ({"group": 1}, "group must be >= 2"),
     ({"budgets": [0, -1]}, "budgets"),
+    ({"grpo_steps": 1, "rwml_trade": 1}, "grpo_steps must exceed rwml_trade"),
+    ({"rwml_trade": -1}, "rwml_trade must be >= 0"),
 ])
 def test_bad_config_is_a_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -40,9 +42,9 @@ def test_cli_lists_utility():
 def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textworld_gold_file):
     from wmgym.benchmarks.utility import run
 
-    cfg = UtilityConfig(envs=["TextWorld-v0"], episodes=2, seeds=1, sft_steps=2, grpo_steps=1, group=2,
+    cfg = UtilityConfig(envs=["TextWorld-v0"], episodes=2, seeds=1, sft_steps=2, grpo_steps=2, group=2,
                         eval_games=2, max_steps=4, synth_factor=2, budgets=[0, 2], verifier_games=2,
-                        verifier_agents=["scripted"], score_eval=True,
+                        verifier_agents=["scripted"], score_eval=True, rwml_trade=1, rwml_steps=1,
                         models={"TextWorld-v0": str(trained_textworld_model_dir)},
                         real_data={"TextWorld-v0": textworld_gold_file})
     out = tmp_path / "utility"
@@ -64,11 +66,31 @@ def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textwor
     d = r["synth_data"]
     assert 1 <= d["kept"] <= 2 and d["kept"] <= d["twin_won"] <= d["played"] <= 4
     assert set(r["goals"]) == {"synth >= 0.9 real", "wm-sft >= sft"}
-    # rl: each arm trained 1 GRPO step; the twin arm spent no real env step
-    assert set(r["rl"]) == set(RL_ARMS)
+    # rl: each arm trained 2 GRPO steps, the RWML arm 1 (its first step's episodes went to rollouts); the twin
+    # arm spent no real env step
+    assert set(r["rl"]) == set(RL_ARMS) | {RWML_ARM}
     for arm, a in r["rl"].items():
-        assert all(len(x["curve"]) == 1 and 0.0 <= x["eval"]["success"] <= 1.0 for x in a["runs"])
+        assert all(len(x["curve"]) == (1 if arm == RWML_ARM else 2) and 0.0 <= x["eval"]["success"] <= 1.0
+                   for x in a["runs"])
         assert a["env_steps"]["mean"] > 0
+    # the RWML arm ran its three phases: 2 rollouts (1 GRPO step of 2 x 1 episodes) of the SFT agent in the real
+    # env, RWML on their transitions (1 step, or recorded as skipped when the filter left nothing), GRPO
+    x = r["rl"][RWML_ARM]["runs"][0]
+    run_dir = out / "TextWorld-v0" / "rl" / f"{RWML_ARM}-s0"
+    assert x["rollouts"]["episodes"] == 2 and x["rollouts"]["env_steps"] > 0
+    assert x["env_steps"] == x["real_env_steps"] == x["rollouts"]["env_steps"] + x["grpo_env_steps"]
+    assert x["grpo_env_steps"] == x["curve"][0]["env_steps"] > 0
+    assert x["start"] == r["sft"]["real"]["runs"][0]["eval"]
+    rw = x["rwml"]
+    assert rw["transitions"] == x["rollouts"]["env_steps"] - rw["skipped_too_long"]
+    assert rw.get("effective_share_before") is None or 0.0 <= rw["effective_share_before"] <= 1.0
+    grpo_start = json.loads((run_dir / "curve.json").read_text())["config"]["model"]
+    if rw.get("skipped"):
+        assert rw["kept"] == 0 and grpo_start == str(out / "TextWorld-v0" / "sft" / "real-s0")
+    else:
+        assert rw["steps"] == 1 and rw["kept"] > 0 and grpo_start == str(run_dir / "rwml")
+        assert (run_dir / "rwml" / "model.safetensors").is_file()
+    assert "rwml_vs_grpo" in r and RWML_ARM in r["rwml_vs_grpo"] and "sft+grpo" in r["rwml_vs_grpo"]
     assert r["rl"]["sft+grpo-twin"]["real_env_steps"]["max"] == 0
     assert all(a["success_score"]["n"] == 1 and a["start_score"]["n"] == 1 for a in r["rl"].values())
     assert r["rl"]["sft+grpo-twin"]["runs"][0]["grpo_env"] == "WM-TextWorld-v0"
@@ -79,7 +101,8 @@ def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textwor
         assert set(per) == {"0", "2"} and per["0"]["verifications"] == 0
         assert all(x["prevented"] + x["right_blocked"] == x["blocked"] for x in per.values())
     report = (out / "report.md").read_text()
-    for heading in ("### Agent SFT", "### GRPO", "### Verifier", "sft_success.png", "rl_curve_TextWorld-v0.png"):
+    for heading in ("### Agent SFT", "### GRPO", "### Verifier", "RWML mid-training", "sft_success.png",
+                    "rl_curve_TextWorld-v0.png"):
         assert heading in report
     assert all((out / f).stat().st_size > 0 for f in data["figures"])
 
