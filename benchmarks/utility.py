@@ -415,7 +415,8 @@ def rwml_phase(cfg: UtilityConfig, env: str, seed: int, run: Path, sft_dir: Path
     run.mkdir(parents=True, exist_ok=True)
     rollouts, rdir = run / "rollouts.jsonl", run / "rwml"
     n = cfg.rwml_trade * cfg.group * cfg.games_per_step
-    collect(CollectConfig(env=env, policy=f"lm:{sft_dir}", episodes=n, split="train", out=str(rollouts), workers=1,
+    # The resolved path: collection resumes the episodes of this policy name (lm:PATH) in the file.
+    collect(CollectConfig(env=env, policy=f"lm:{sft_dir.resolve()}", episodes=n, split="train", out=str(rollouts), workers=1,
                           seed=seed, max_steps=cfg.max_steps, progress=False))
     eps = load_episodes(str(rollouts))[:n]
     roll = {"episodes": len(eps), "env_steps": sum(len(ep.steps) for ep in eps),
