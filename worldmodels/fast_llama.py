@@ -72,6 +72,15 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def _qkv(attn: Any, x: torch.Tensor, shape: tuple[int, ...], cos: torch.Tensor, sin: torch.Tensor
+         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """HF's query, key and value projections of ``x`` as ``[B, heads, T, head dim]``, RoPE applied to q and k."""
+    q = F.linear(x, attn.q_proj.weight, attn.q_proj.bias).view(shape).transpose(1, 2)
+    k = F.linear(x, attn.k_proj.weight, attn.k_proj.bias).view(shape).transpose(1, 2)
+    v = F.linear(x, attn.v_proj.weight, attn.v_proj.bias).view(shape).transpose(1, 2)
+    return (q * cos) + (_rotate_half(q) * sin), (k * cos) + (_rotate_half(k) * sin), v
+
+
 class LeanDecoder:
     """One new token per row through a Llama-architecture model, HF's arithmetic without HF's module stack.
 
@@ -125,12 +134,7 @@ class LeanDecoder:
         shape = (batch, 1, -1, self.head_dim)
         for layer, cache_layer in zip(inner.layers, cache.layers):
             attn, mlp = layer.self_attn, layer.mlp
-            x = _rms_norm(layer.input_layernorm, h)
-            q = F.linear(x, attn.q_proj.weight, attn.q_proj.bias).view(shape).transpose(1, 2)
-            k = F.linear(x, attn.k_proj.weight, attn.k_proj.bias).view(shape).transpose(1, 2)
-            v = F.linear(x, attn.v_proj.weight, attn.v_proj.bias).view(shape).transpose(1, 2)
-            q = (q * cos) + (_rotate_half(q) * sin)
-            k = (k * cos) + (_rotate_half(k) * sin)
+            q, k, v = _qkv(attn, _rms_norm(layer.input_layernorm, h), shape, cos, sin)
             keys, values = cache_layer.update(k, v)
             if self.groups > 1:  # HF's decode-time GQA: the group's queries become a query axis of each kv head
                 if mask is None:
@@ -176,13 +180,8 @@ class LeanDecoder:
         stop = at + t
         for layer, (kbuf, vbuf), prefixes in zip(inner.layers, buffers, shared):
             attn, mlp = layer.self_attn, layer.mlp
-            x = _rms_norm(layer.input_layernorm, h)
-            q = F.linear(x, attn.q_proj.weight, attn.q_proj.bias).view(shape).transpose(1, 2)
-            k = F.linear(x, attn.k_proj.weight, attn.k_proj.bias).view(shape).transpose(1, 2)
-            v = F.linear(x, attn.v_proj.weight, attn.v_proj.bias).view(shape).transpose(1, 2)
-            q = (q * cos) + (_rotate_half(q) * sin)
-            kbuf[:, :, at:stop] = (k * cos) + (_rotate_half(k) * sin)
-            vbuf[:, :, at:stop] = v
+            q, kbuf[:, :, at:stop], vbuf[:, :, at:stop] = _qkv(attn, _rms_norm(layer.input_layernorm, h), shape,
+                                                                cos, sin)
             out = _split_attention(q, kbuf[:, :, :stop], vbuf[:, :, :stop], mask, prefixes, attn.scaling,
                                    self.kv_heads, chunks)
             out = out.transpose(1, 2).reshape(batch, t, -1)

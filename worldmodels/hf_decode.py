@@ -164,6 +164,29 @@ def choose_rows(logits: torch.Tensor, settings: GenerationSettings, generators: 
     return list(zip(tokens.tolist(), logps.tolist()))
 
 
+def next_tokens(wm: Any, settings: GenerationSettings, episodes: list[Any], outputs: list[DecodeOutput],
+                rows: list[int], alive: list[bool], logits: torch.Tensor, end: Any) -> list[int]:
+    """One decode step of a batch: the next token of every live row (``rows``: batch row -> episode index) is
+    picked from ``logits`` and recorded in its episode's output; a row whose turn ended is marked dead in
+    ``alive`` and handed to ``end(row, episode)``. Returns the tokens to feed, 0 on dead rows (a list, made a tensor
+    once by the caller: a tensor element write costs microseconds, 64 rows x every token)."""
+    live = [r for r in range(len(rows)) if alive[r]]
+    picks = choose_rows(logits if len(live) == len(rows) else logits[live], settings,
+                        [episodes[rows[r]].generator for r in live])
+    feed = [0] * len(rows)
+    for r, (token, logprob) in zip(live, picks):
+        i = rows[r]
+        out = outputs[i]
+        out.token_ids.append(token)
+        out.logprobs.append(logprob)
+        if finished(out, token, wm.stop_ids, settings):
+            alive[r] = False
+            end(r, i)
+        else:
+            feed[r] = token
+    return feed
+
+
 def _cache_shape(model: Any) -> tuple[int, int, int]:
     """(layers, key-value heads, head dim) of the model's KV cache."""
     cfg = model.config.get_text_config(decoder=True)
@@ -254,21 +277,11 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     alive = [True] * n
     lengths = [len(ids) for ids in prompts]
     fed = 0
+    def end(r: int, i: int) -> None:  # a finished row's cache is copied out into its episode
+        episodes[i].cache = kvcache.row_cache(cache, r, [(a - keeps[i], a + len(news[i])), (a + d, a + d + fed)])
+
     while True:
-        live = [r for r in range(len(rows)) if alive[r]]
-        picks = choose_rows(logits if len(live) == len(rows) else logits[live], settings,
-                            [episodes[rows[r]].generator for r in live])
-        feed = [0] * len(rows)  # a list, made a tensor once: a tensor element write costs microseconds
-        for r, (token, logprob) in zip(live, picks):
-            i = rows[r]
-            out = outputs[i]
-            out.token_ids.append(token)
-            out.logprobs.append(logprob)
-            if finished(out, token, wm.stop_ids, settings):
-                alive[r] = False
-                episodes[i].cache = kvcache.row_cache(cache, r, [(a - keeps[i], a + len(news[i])), (a + d, a + d + fed)])
-            else:
-                feed[r] = token
+        feed = next_tokens(wm, settings, episodes, outputs, rows, alive, logits, end)
         live = [r for r in range(len(rows)) if alive[r]]
         if not live:
             return outputs

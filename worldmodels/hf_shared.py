@@ -102,7 +102,7 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
     alone, whose first logits are ``solo[i]``). On return each episode's cache holds its prompt and every
     generated token but the last, as with :func:`~wmgym.worldmodels.hf_decode.decode_batch`.
     """
-    from wmgym.worldmodels.hf_decode import _TURN_ROOM, DecodeOutput, choose_rows, finished
+    from wmgym.worldmodels.hf_decode import _TURN_ROOM, DecodeOutput, next_tokens
 
     lean, device = wm.lean, wm.device
     n = len(episodes)
@@ -172,22 +172,12 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
     alive = [True] * n
     lengths = [len(ids) for ids in prompts]
     fed = 0
+    def end(r: int, i: int) -> None:  # a finished row's cache is copied out into its episode
+        spans = [(a - owns[i], a + len(news[i])), (a + d, a + d + fed)]
+        episodes[i].cache = _row_cache(old_caches[i], starts[i], buffers, r, spans)
+
     while True:
-        live = [r for r in range(len(rows)) if alive[r]]
-        picks = choose_rows(logits if len(live) == len(rows) else logits[live], settings,
-                            [episodes[rows[r]].generator for r in live])
-        feed = [0] * len(rows)  # a list, made a tensor once: a tensor element write costs microseconds
-        for r, (token, logprob) in zip(live, picks):
-            i = rows[r]
-            out = outputs[i]
-            out.token_ids.append(token)
-            out.logprobs.append(logprob)
-            if finished(out, token, wm.stop_ids, settings):
-                alive[r] = False
-                spans = [(a - owns[i], a + len(news[i])), (a + d, a + d + fed)]
-                episodes[i].cache = _row_cache(old_caches[i], starts[i], buffers, r, spans)
-            else:
-                feed[r] = token
+        feed = next_tokens(wm, settings, episodes, outputs, rows, alive, logits, end)
         live = [r for r in range(len(rows)) if alive[r]]
         if not live:
             return outputs
