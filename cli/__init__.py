@@ -49,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
         # User errors: say what is wrong without a traceback.
         print(f"wmgym {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        _end_process_group()
+
+
+def _end_process_group() -> None:
+    """Destroy the process group a ``torchrun`` command joined (the trainers initialise it and never destroy it):
+    left to interpreter exit, its threads can abort a finished rank ("terminate called without an active
+    exception"), which fails the whole run."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
