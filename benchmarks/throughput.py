@@ -154,13 +154,14 @@ class _Counting:
     """A world model that counts the tokens its ``step_batch`` generates (delegates everything)."""
 
     def __init__(self, wm: Any):
-        self.wm, self.tokens, self.prompt_tokens, self.rows = wm, 0, 0, 0
+        self.wm, self.tokens, self.prompt_tokens, self.rows, self.drafted = wm, 0, 0, 0, 0
 
     def step_batch(self, handles: list[int], actions: list[str], *rest: Any) -> list[Any]:
         steps = self.wm.step_batch(handles, actions, *rest)
         self.tokens += sum(int(s.extra.get("completion_tokens", 0)) for s in steps)
         self.prompt_tokens += sum(int(s.extra.get("prompt_tokens", 0)) for s in steps)
         self.rows += len(steps)
+        self.drafted += sum(int(s.extra.get("drafted_tokens", 0)) for s in steps)
         return steps
 
     def __getattr__(self, name: str) -> Any:
@@ -175,7 +176,8 @@ def measure_twin_vector(env_id: str, wm: Any, n: int, steps: int, n_games: int, 
     elapsed = n * steps / sps
     return {"steps_per_s": sps, "tokens_per_s": counting.tokens / elapsed,
             "mean_new_tokens": counting.tokens / max(counting.rows, 1),
-            "mean_prompt_tokens": counting.prompt_tokens / max(counting.rows, 1)}
+            "mean_prompt_tokens": counting.prompt_tokens / max(counting.rows, 1),
+            "drafted_share": counting.drafted / max(counting.tokens, 1)}
 
 
 def matmul_flops(seconds: float = 0.3, size: int = 256) -> float:
@@ -228,7 +230,7 @@ class _Server:
 
 
 def measure_twins(env_id: str, model_dir: str, backends: list[str], batches: list[int], steps: int, n_games: int,
-                  max_new_tokens: int, flops: float) -> dict[str, Any]:
+                  max_new_tokens: int, flops: float, prompt_lookup: int | None = None) -> dict[str, Any]:
     """Twin throughput per backend and vector size (``{"skipped": why}`` for unavailable backends)."""
     from wmgym.worldmodels import load_world_model
 
@@ -237,7 +239,8 @@ def measure_twins(env_id: str, model_dir: str, backends: list[str], batches: lis
         server = None
         try:
             if backend == "hf":
-                wm = load_world_model(model_dir, "hf", max_new_tokens=max_new_tokens)
+                extra = {} if prompt_lookup is None else {"prompt_lookup": prompt_lookup}
+                wm = load_world_model(model_dir, "hf", max_new_tokens=max_new_tokens, **extra)
             elif backend == "openai":
                 server = _Server(model_dir, max_new_tokens)
                 wm = load_world_model("bench", "openai", base_url=server.url, max_new_tokens=max_new_tokens)
@@ -282,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--twin-steps", type=int, default=16,
                         help="vector steps per twin measurement (N episode steps each); also the single twin's steps")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="twin generation cap")
+    parser.add_argument("--prompt-lookup", type=int, default=None,
+                        help="hf backend: draft tokens per forward copied from the context (0: off; default: the "
+                             "backend's, GenerationSettings.prompt_lookup)")
     parser.add_argument("--core", type=int, default=None,
                         help="pin this process (and its workers) to one CPU core, so all figures share it")
     add_common_args(parser)
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     twins = {}
     if model is not None:
         twins = measure_twins(args.env, model, [b for b in args.backends.split(",") if b], batches,
-                              args.twin_steps, args.games, args.max_new_tokens, flops)
+                              args.twin_steps, args.games, args.max_new_tokens, flops, args.prompt_lookup)
     rows = [["real", k, fmt(v)] for k, v in real.items()]
     rows.append(["this core", "matmul GFLOP/s (float32, 256^3)", fmt(flops / 1e9)])
     for backend, res in twins.items():

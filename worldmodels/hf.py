@@ -206,7 +206,7 @@ class HFWorldModel:
             raise ValueError(f"step_batch got {len(handles)} handles but {len(actions)} actions")
         if len(set(handles)) != len(handles):
             raise ValueError(f"step_batch got a handle twice: {handles}")
-        from wmgym.worldmodels.hf_decode import decode, decode_batch
+        from wmgym.worldmodels.hf_decode import decode, decode_batch, drafts_apply
 
         import torch
 
@@ -215,7 +215,9 @@ class HFWorldModel:
         with self.lock, torch.inference_mode():
             episodes = [self._episode(h) for h in handles]
             prompts, truncated = zip(*(self._prompt_ids(ep, a, settings) for ep, a in zip(episodes, actions)))
-            if len(episodes) > 1 and all(ep.cache is None or kvcache.supports_surgery(ep.cache) for ep in episodes):
+            # A lone episode takes the batch path too where it decodes with drafts (the token-by-token path has none).
+            batch = len(episodes) > 1 or drafts_apply(self, settings)
+            if batch and all(ep.cache is None or kvcache.supports_surgery(ep.cache) for ep in episodes):
                 outputs = decode_batch(self, episodes, list(prompts), settings)
             else:  # one episode decodes on its own cache; caches without surgery are recomputed one by one
                 first_logits = [self._prefill(ep, ids) for ep, ids in zip(episodes, prompts)]
@@ -234,7 +236,7 @@ class HFWorldModel:
                 confidence = sum(out.logprobs) / len(out.logprobs)
                 extra = {"prompt_tokens": len(ids), "completion_tokens": len(out.token_ids),
                          "token_ids": out.token_ids, "token_logprobs": out.logprobs, "context_truncated": cut,
-                         "looped": out.looped}
+                         "looped": out.looped, "drafted_tokens": out.drafted}
                 steps.append(WMStep(text=text, observation=parsed.observation, success=parsed.success,
                                     confidence=float(confidence), parse_error=parsed.parse_error, extra=extra))
             return steps

@@ -41,6 +41,10 @@ class DecodeOutput:
     #: Stopped early because the text had begun to repeat itself (see :func:`finished`); cut, as at the cap.
     looped: bool = False
 
+    #: Tokens that came from a forward's draft columns (``GenerationSettings.prompt_lookup``): generated tokens
+    #: beyond one per forward.
+    drafted: int = 0
+
     @property
     def content_ids(self) -> list[int]:
         return self.token_ids[:-1] if self.stopped else self.token_ids
@@ -202,6 +206,20 @@ _TURN_ROOM = 64
 _SOLO_PREFILL = 64
 
 
+def split_path(wm: Any) -> bool:
+    """Whether ``wm``'s batches may decode on :mod:`~wmgym.worldmodels.hf_shared`'s path (shared prompt prefixes,
+    prompt lookup drafts): a lean decoder and float32 weights. Only float32: that path's attention sums in its own
+    order, which in half precision would drift from SDPA's (float32-accumulating) kernel by more than the last
+    bits checked here."""
+    return (getattr(wm, "lean", None) is not None and getattr(wm, "share_prefix", True)
+            and wm.model.dtype == torch.float32)
+
+
+def drafts_apply(wm: Any, settings: GenerationSettings) -> bool:
+    """Whether a step of ``wm`` under ``settings`` decodes with prompt lookup drafts (greedy, on the split path)."""
+    return bool(settings.prompt_lookup) and settings.temperature == 0 and split_path(wm)
+
+
 def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], settings: GenerationSettings
                  ) -> list[DecodeOutput]:
     """Prefill and decode one turn for several episodes in one batch (see module docstring).
@@ -218,10 +236,7 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     # length would pad every row's prefill to it.
     sizes = [len(ids) - k for ids, k in zip(prompts, keeps)]
     limit = max(_SOLO_PREFILL, 4 * sorted(sizes)[n // 2])
-    # float32 only: the shared-prefix attention sums in its own order, which in half precision would drift from
-    # SDPA's (float32-accumulating) kernel by more than the last bits checked here.
-    share = (getattr(wm, "lean", None) is not None and getattr(wm, "share_prefix", True)
-             and wm.model.dtype == torch.float32)
+    share = split_path(wm)
     solo = {}
     if share:  # fresh rows of one game (a reset onto it) copy its system prompt's keys from one row that holds them
         from wmgym.worldmodels import hf_shared
@@ -235,7 +250,9 @@ def decode_batch(wm: Any, episodes: list[Any], prompts: list[list[int]], setting
     news = [ids[k:] for ids, k in zip(prompts, keeps)]
     if share:
         groups = hf_shared.prefix_groups(prompts, keeps)
-        if groups:  # rows with a long common prompt prefix (the same game's system prompt): read it once per token
+        # Rows with a long common prompt prefix (the same game's system prompt) read it once per token; greedy
+        # batches take that path also without one, for its drafts (settings.prompt_lookup).
+        if groups or drafts_apply(wm, settings):
             return hf_shared.decode_shared(wm, episodes, prompts, keeps, news, solo, settings, groups)
     a, d = max(keeps), max(len(x) for x in news)
     # Room for a typical turn; a longer one grows the buffers (doubling) and the mask.

@@ -13,6 +13,15 @@ in :func:`~wmgym.worldmodels.hf_decode.decode_batch`::
 
 A row's episode cache keeps its own prefix; only the generated part is computed against the member's copy,
 which holds the same tokens at the same positions (equal up to the last bits of how it was prefilled).
+
+Greedy batches also decode with prompt lookup drafts (``GenerationSettings.prompt_lookup``): a row whose last
+tokens occurred earlier in its context feeds, after its next token, the tokens that followed them there, and one
+forward checks them all (query ``j`` of the block sees the block up to ``j``). The row keeps the draft up to the
+first token the model would not have written, and the model's token there; the columns past it are marked
+invalid in ``valid`` and skipped when its cache is copied out. A TextWorld twin writes ~70% of its tokens this
+way (rooms and objects it has described before): a forward's cost is reading the row's keys, which a draft does
+not add to. Every row's text is still the token-by-token greedy text (checked, as above, by tests and the
+default twins' fidelity runs).
 """
 
 from __future__ import annotations
@@ -44,6 +53,17 @@ def prefix_groups(prompts: list[list[int]], keeps: list[int]) -> list[tuple[int,
     return [(g[0], g[1], g[2]) for g in groups.values() if len(g[1]) > 1]
 
 
+def spare_copy(x: torch.Tensor, size: int, need: int = 0) -> torch.Tensor:
+    """The first ``size`` positions of the one-row keys or values ``x`` in a buffer of ``need`` positions (at
+    least ``size``) and as many again for the turns to come: appending a turn then writes in place, where copying
+    a TextWorld row into fresh memory cost 2 ms (its pages are faulted in on first write). Doubling, as
+    :class:`~wmgym.worldmodels.kvcache.GrowableLayer` does, copies a row a logarithmic number of times."""
+    need = max(need, size)
+    buf = x.new_empty((*x.shape[:2], 2 * need + 64, x.shape[3]))
+    buf[:, :, :size] = x[:, :, :size]
+    return buf
+
+
 def adopt_prefixes(episodes: list[Any], prompts: list[list[int]], keeps: list[int], rows: list[int]) -> set[int]:
     """Give each of ``rows`` a copy of the cached keys of a longer common prompt prefix held by another row
     (``keeps`` and the row's cache are updated); return the rows that got one. Only prefixes of more than
@@ -60,7 +80,7 @@ def adopt_prefixes(episodes: list[Any], prompts: list[list[int]], keeps: list[in
         for j in donors.get(tuple(ids[:MIN_SHARED]), []):
             size = min(_common_prefix(prompts[j], ids), keeps[j], len(ids) - 1)
             if j != i and size > max(keeps[i], MIN_SHARED + 1):
-                tensors = [(layer.keys[:, :, :size].clone(), layer.values[:, :, :size].clone())
+                tensors = [(spare_copy(layer.keys, size), spare_copy(layer.values, size))
                            for layer in episodes[j].cache.layers]
                 episodes[i].cache = kvcache.preallocated(tensors, size)
                 episodes[i].cached_ids = list(ids[:size])
@@ -113,7 +133,8 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
             starts[i], group_of[i] = size, g
     owns = [k - s for k, s in zip(keeps, starts)]
     a, d = max(owns), max(len(x) for x in news)
-    width = a + d + min(settings.max_new_tokens, _TURN_ROOM)
+    # Room for a typical turn; a block of drafts takes 1 + prompt_lookup columns for every row, kept or not.
+    width = a + d + min(settings.max_new_tokens, _TURN_ROOM) * (1 + (settings.prompt_lookup > 0))
     heads, dim = lean.kv_heads, lean.head_dim
     dtype = wm.model.dtype
     buffers = [(torch.empty(n, heads, width, dim, dtype=dtype, device=device),
@@ -171,53 +192,159 @@ def decode_shared(wm: Any, episodes: list[Any], prompts: list[list[int]], keeps:
     outputs = [DecodeOutput() for _ in episodes]
     alive = [True] * n
     lengths = [len(ids) for ids in prompts]
-    fed = 0
-    def end(r: int, i: int) -> None:  # a finished row's cache is copied out into its episode
-        spans = [(a - owns[i], a + len(news[i])), (a + d, a + d + fed)]
-        episodes[i].cache = _row_cache(old_caches[i], starts[i], buffers, r, spans)
+    frontier = a + d  # first column not yet written
 
+    def end(r: int, i: int) -> None:  # a finished row's new valid columns are appended to its episode's cache
+        columns = valid[r, a:frontier].nonzero().squeeze(1) + a
+        episodes[i].cache = _row_cache(old_caches[i], keeps[i], buffers, r, columns)
+
+    speculate = bool(settings.prompt_lookup) and settings.temperature == 0
+    if speculate:
+        contexts = [_Context(prompts[i], settings.max_new_tokens) for i in rows]
+    feed = next_tokens(wm, settings, episodes, outputs, rows, alive, logits, end)
+    fed = [0] * len(rows)  # tokens of each batch row written after its prompt
     while True:
-        feed = next_tokens(wm, settings, episodes, outputs, rows, alive, logits, end)
         live = [r for r in range(len(rows)) if alive[r]]
         if not live:
             return outputs
         if len(live) <= 0.75 * len(rows):  # drop finished rows (see decode_batch)
             index = torch.tensor(live, device=device)
             buffers = [(k.index_select(0, index), v.index_select(0, index)) for k, v in buffers]
-            valid, feed = valid.index_select(0, index), [feed[r] for r in live]
+            valid, feed, fed = valid.index_select(0, index), [feed[r] for r in live], [fed[r] for r in live]
+            if speculate:
+                contexts = [contexts[r] for r in live]
             rows, alive = [rows[r] for r in live], [True] * len(live)
             shared, chunks = shared_for(rows), chunks_for(rows)
-        column = a + d + fed
-        if column >= valid.shape[1]:  # a long turn: buffers and mask double
-            grow = valid.shape[1]
+        if not speculate:
+            drafts: list[list[int]] = [[] for _ in rows]
+        else:
+            drafts = [contexts[r].draft(feed[r], settings.prompt_lookup) if alive[r] else [] for r in range(len(rows))]
+        t = 1 + max(len(x) for x in drafts)
+        column = frontier
+        if column + t > valid.shape[1]:  # a long turn: buffers and mask double
+            grow = max(valid.shape[1], t)
             valid = torch.cat([valid, valid.new_zeros(valid.shape[0], grow)], dim=1)
             buffers = [(torch.cat([k, k.new_empty(*k.shape[:2], grow, k.shape[3])], dim=2),
                         torch.cat([v, v.new_empty(*v.shape[:2], grow, v.shape[3])], dim=2)) for k, v in buffers]
-        valid[:, column] = True
-        positions = torch.tensor([[lengths[i] + fed] for i in rows], device=device)
-        feed = torch.tensor(feed, device=device).unsqueeze(1)
-        fed += 1
-        logits = lean.forward_split(feed, positions, buffers, column, valid[:, None, None, :column + 1], shared,
-                                    chunks=chunks)
+        frontier = column + t
+        if t == 1:
+            if speculate:
+                for r in range(len(rows)):
+                    if alive[r]:
+                        contexts[r].extend([feed[r]])
+            valid[:, column] = True
+            positions = torch.tensor([[lengths[i] + f] for i, f in zip(rows, fed)], device=device)
+            fed = [f + 1 for f in fed]
+            tokens = torch.tensor(feed, device=device).unsqueeze(1)
+            logits = lean.forward_split(tokens, positions, buffers, column, valid[:, None, None, :column + 1], shared,
+                                        chunks=chunks)
+            feed = next_tokens(wm, settings, episodes, outputs, rows, alive, logits, end)
+            continue
+        # A block: each row's next token, then its draft (padding after it); query j sees the block up to j.
+        for r, x in enumerate(drafts):
+            if alive[r]:
+                valid[r, column:column + 1 + len(x)] = True
+        tokens = torch.tensor([[feed[r], *x] + [0] * (t - 1 - len(x)) for r, x in enumerate(drafts)], device=device)
+        positions = torch.tensor([[lengths[i] + f + j for j in range(t)] for i, f in zip(rows, fed)], device=device)
+        causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+        mask = valid[:, None, None, :frontier].repeat(1, 1, t, 1)
+        mask[:, :, :, column:] &= causal
+        logits = lean.forward_split(tokens, positions, buffers, column, mask, shared, chunks=chunks, every=True)
+        feed = _verify(wm, settings, episodes, outputs, rows, alive, logits, feed, drafts, fed, valid, column, end,
+                       contexts)
 
 
-def _row_cache(old: Any, start: int, buffers: list[tuple[torch.Tensor, torch.Tensor]], row: int,
-               spans: list[tuple[int, int]], spare: int = 64) -> Any:
-    """A one-row cache: the first ``start`` positions of the row's previous cache ``old``, then the columns
-    ``spans`` of batch ``row`` of the own-part ``buffers``, with ``spare`` free positions."""
-    length = start + sum(b - a for a, b in spans)
+def _verify(wm: Any, settings: GenerationSettings, episodes: list[Any], outputs: list[Any], rows: list[int],
+            alive: list[bool], logits: torch.Tensor, firsts: list[int], drafts: list[list[int]], fed: list[int],
+            valid: torch.Tensor,
+            column: int, end: Any, contexts: list[_Context]) -> list[int]:
+    """Greedy tokens of a block forward (``logits`` ``[B, T, vocab]``; the block fed each row's ``firsts`` token,
+    then its draft): each live row takes the model's token at each column while it equals the row's draft token
+    there, then one more; the columns past what it took are marked invalid. Updates ``fed`` and the contexts;
+    returns the tokens to feed next (0 on rows that ended)."""
+    from wmgym.worldmodels.hf_decode import finished
+
+    logits = logits.float()
+    picks = torch.argmax(logits, dim=-1)
+    logps = (logits.gather(2, picks.unsqueeze(2)).squeeze(2) - torch.logsumexp(logits, dim=-1)).tolist()
+    picks = picks.tolist()
+    feed = [0] * len(rows)
+    for r, draft in enumerate(drafts):
+        if not alive[r]:
+            continue
+        i = rows[r]
+        out = outputs[i]
+        for j, token in enumerate(picks[r]):
+            out.token_ids.append(token)
+            out.logprobs.append(logps[r][j])
+            out.drafted += j > 0
+            done = finished(out, token, wm.stop_ids, settings)
+            if done or j >= len(draft) or draft[j] != token:
+                valid[r, column + j + 1:column + len(draft) + 1] = False
+                fed[r] += j + 1
+                contexts[r].extend([firsts[r], *picks[r][:j]])
+                if done:
+                    alive[r] = False
+                    end(r, i)
+                else:
+                    feed[r] = token
+                break
+    return feed
+
+
+class _Context:
+    """A row's prompt and generated tokens, for prompt lookup drafts."""
+
+    def __init__(self, prompt: list[int], room: int):
+        import numpy as np
+
+        self.ids = np.empty(len(prompt) + room + 1, dtype=np.int64)
+        self.ids[:len(prompt)] = prompt
+        self.size = len(prompt)
+
+    def extend(self, tokens: list[int]) -> None:
+        room = len(self.ids) - self.size
+        tokens = tokens[:room]
+        self.ids[self.size:self.size + len(tokens)] = tokens
+        self.size += len(tokens)
+
+    def draft(self, token: int, k: int, n: int = 3) -> list[int]:
+        """Up to ``k`` tokens that followed the latest earlier occurrence of the context's last ``n`` tokens, the
+        last of them ``token`` (picked, not yet in the context); none when they never occurred before."""
+        import numpy as np
+
+        ids, size = self.ids, self.size
+        if size < n:
+            return []
+        tail = [*ids[size - n + 1:size].tolist(), token]
+        # Starts s of earlier occurrences, s + n < size: the n-gram ends inside the context with a token after it.
+        found = np.flatnonzero(ids[:size - n] == tail[0])
+        for j in range(1, n):
+            found = found[ids[found + j] == tail[j]]
+        if not len(found):
+            return []
+        after = int(found[-1]) + n
+        return ids[after:min(after + k, size)].tolist()
+
+
+def _row_cache(old: Any, keep: int, buffers: list[tuple[torch.Tensor, torch.Tensor]], row: int,
+               columns: torch.Tensor) -> Any:
+    """A one-row cache: the first ``keep`` positions of the row's previous cache ``old`` (its cached prompt), then
+    the ``columns`` (indices, in order) of batch ``row`` of the own-part ``buffers`` (the new prompt part and the
+    generated tokens). Appended in ``old``'s own buffers where they have room (a row's cache is its alone: shared
+    prefixes and adopted ones are copies), else copied into new ones of twice the size (see :func:`spare_copy`)."""
+    length = keep + len(columns)
     out = []
     for index, (kbuf, vbuf) in enumerate(buffers):
+        layer = old.layers[index] if keep else None
         pair = []
-        for src, prev in ((kbuf, old.layers[index].keys if start else None),
-                          (vbuf, old.layers[index].values if start else None)):
-            buf = src.new_empty((1, src.shape[1], length + spare, src.shape[3]))
-            if start:
-                buf[0, :, :start] = prev[0, :, :start]
-            at = start
-            for a, b in spans:
-                buf[0, :, at:at + b - a] = src[row, :, a:b]
-                at += b - a
+        for src, held, prev in ((kbuf, getattr(layer, "_kbuf", None), layer and layer.keys),
+                                (vbuf, getattr(layer, "_vbuf", None), layer and layer.values)):
+            if held is not None and held.shape[2] >= length and prev.data_ptr() == held.data_ptr():
+                buf = held
+            else:
+                buf = spare_copy(prev if keep else src[row:row + 1], keep, length)
+            buf[0, :, keep:length] = src[row].index_select(1, columns)
             pair.append(buf)
         out.append(tuple(pair))
     return kvcache.preallocated(out, length)

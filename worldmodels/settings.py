@@ -21,6 +21,12 @@ class GenerationSettings:
     tokens) instead of decoding on; it is cut and flagged as at the cap, its text the first part of what decoding on
     would give. A tiny twin given an action unlike its data can loop a line until the cap, and a batch waits for
     its slowest row. The default twins' held-out fidelity EM is the same with and without it."""
+    prompt_lookup: int = 8
+    """hf backend, greedy decoding, batches on the lean path: draft up to this many tokens by copying what followed
+    the latest earlier occurrence of the last three tokens in the row's own context (prompt lookup decoding), and
+    verify the draft in the same forward as the next token; 0 turns it off. Observations repeat the context (a
+    room seen before, an object's description): one forward then writes several tokens, and the forward's cost is
+    reading the row's keys, which a draft does not add to. Greedy text is what decoding token by token gives."""
     temperature: float = 0.0
     """0 decodes greedily; above 0 samples from the tempered distribution."""
     top_p: float = 1.0
@@ -40,6 +46,8 @@ class GenerationSettings:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.prompt_lookup < 0:
+            raise ValueError(f"prompt_lookup must be >= 0 (0 = off), got {self.prompt_lookup}")
         if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if self.max_context_tokens is not None and self.max_context_tokens <= self.max_new_tokens:

@@ -215,3 +215,47 @@ def test_positions_past_the_rope_table_use_the_rotary_module():
                          logits_to_keep=1).logits[:, -1]
             torch.testing.assert_close(lean.forward(token, positions, lean_cache, None), want, atol=1e-4, rtol=0)
         assert lean._rope_table is not None and len(lean._rope_table[0]) == 32
+
+
+def test_prompt_lookup_drafts_copy_what_followed_the_latest_occurrence():
+    from wmgym.worldmodels.hf_shared import _Context
+
+    ctx = _Context([5, 1, 2, 3, 9, 9, 1, 2, 3, 7, 8, 4, 1, 2], room=8)
+    assert ctx.draft(3, k=3) == [7, 8, 4]  # "1 2 3" last seen before "7 8 4" (not the earlier "9 9")
+    assert ctx.draft(3, k=10) == [7, 8, 4, 1, 2]  # up to the end of the context
+    assert ctx.draft(6, k=3) == []  # "1 2 6" never occurred
+    ctx.extend([3, 7])  # the context now ends "1 2 3 7"; the tail looked up is its last two tokens + the pick
+    assert ctx.draft(8, k=3) == [4, 1, 2]  # "3 7 8" occurred before "4 1 2"
+    assert ctx.draft(9, k=3) == []
+    assert _Context([1, 2, 3, 1, 2], room=4).draft(3, k=5) == [1, 2]  # a repeat runs into itself
+    assert _Context([1, 2], room=4).draft(3, k=5) == []
+
+
+def test_prompt_lookup_decoding_gives_the_token_by_token_text(trained_textworld_model_dir, textworld_expert_episodes):
+    """Batches whose observations repeat their context (a second ``look``, ``inventory``): drafts copied from the
+    context are verified in one forward, and every token and log-prob equals decoding token by token, on the
+    lean path without drafts and on HF's forward; rows of one game, of several, and a row alone in its game."""
+    contexts = [e.init_context for e in textworld_expert_episodes][:2]
+    lean, hf = _pair(trained_textworld_model_dir, max_new_tokens=40)
+    plain = HFWorldModel(trained_textworld_model_dir, max_new_tokens=40, prompt_lookup=0)
+    assert lean.settings.prompt_lookup > 0
+    backends = (lean, plain, hf)
+    handles = {wm: [wm.start(c) for c in contexts * 2] + [wm.start("You are in a hall.")] for wm in backends}
+    plays = ["look", "inventory", "look", "go west", "inventory", "look"]
+    drafted = 0
+    for t in range(len(plays)):
+        actions = [plays[(t + i) % len(plays)] for i in range(len(handles[lean]))]
+        got, flat, want = (wm.step_batch(handles[wm], actions) for wm in backends)
+        for other in (flat, want):
+            assert [s.extra["token_ids"] for s in got] == [s.extra["token_ids"] for s in other]
+            for g, w in zip(got, other):
+                assert g.extra["token_logprobs"] == pytest.approx(w.extra["token_logprobs"], abs=1e-4)
+        assert all(s.extra["drafted_tokens"] == 0 for s in flat + want)
+        drafted += sum(s.extra["drafted_tokens"] for s in got)
+        # The caches the drafted batch left behind are those of decoding token by token (the next step reuses them).
+        for h_lean, h_plain in zip(handles[lean], handles[plain]):
+            a, b = lean._episode(h_lean), plain._episode(h_plain)
+            assert a.cached_ids == b.cached_ids
+            for la, lb in zip(a.cache.layers, b.cache.layers):
+                torch.testing.assert_close(la.keys, lb.keys, atol=1e-4, rtol=0)
+    assert drafted > 20, "the repeated observations should be written largely from drafts"
