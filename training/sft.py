@@ -275,7 +275,7 @@ def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path, episodes: li
 
     def run(phase: str, max_steps: int, seed: int, separators: int = 0) -> dict[str, Any]:
         done = tiny.induction_warmup(model, tokenizer, max_steps, seed=seed, progress=cfg.progress,
-                                     on_step=reporter(phase, max_steps), separators=separators)
+                                     on_step=reporter(phase, max_steps), separators=separators, bf16=cfg.bf16)
         print(f"{phase}: {done['steps']} steps, copy accuracy {done['accuracy']:.2f}, {done['seconds']:.0f} s")
         return done
 
@@ -288,7 +288,7 @@ def warm_up(model: Any, tokenizer: Any, cfg: SFTConfig, init: Path, episodes: li
         contexts = dict.fromkeys(ep.init_context for ep in episodes if ep.init_context)
         texts = [torch.tensor(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in contexts]
         recall = tiny.recall_warmup(model, texts, cfg.recall_warmup, seed=cfg.seed + 2, progress=cfg.progress,
-                                    on_step=reporter("recall warm-up", cfg.recall_warmup))
+                                    on_step=reporter("recall warm-up", cfg.recall_warmup), bf16=cfg.bf16)
         print(f"recall warm-up: {recall['steps']} steps, copy accuracy {recall['accuracy']:.2f}, "
               f"{recall['seconds']:.0f} s")
         stats["recall"] = recall

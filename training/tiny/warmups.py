@@ -61,7 +61,8 @@ def copy_task_batch(pool: Any, g: Any, batch_size: int, prefix: int, chunk: int,
 
 def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy: float = 0.95, batch_size: int = 32,
                      prefix: int = 64, chunk: int = 12, chunks: int = 6, lr: float = 3e-3, seed: int = 0,
-                     progress: bool = False, on_step: Any = None, separators: int = 0) -> dict[str, Any]:
+                     progress: bool = False, on_step: Any = None, separators: int = 0,
+                     bf16: bool | None = None) -> dict[str, Any]:
     """Train ``model`` on a synthetic copying task until its copy accuracy reaches ``target_accuracy``.
 
     Each sequence is ``prefix`` distinct random tokens of the vocabulary, then
@@ -78,7 +79,9 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
     (``countertop 1|, you see a| candle 2|, a| candle 1``).
     Stops at ``max_steps`` or once the running accuracy reaches the target;
     returns ``{"steps", "accuracy", "loss", "seconds"}``. ``on_step(step, loss, accuracy)`` is called after
-    every step.
+    every step. ``bf16``: autocast to bfloat16 (default: where it is fast, as SFT decides it:
+    :func:`wmgym.training.sft_trainer.bf16_supported`; on a CPU without AVX512-BF16/AMX a bf16 step is
+    ~7x slower than a float32 one).
     """
     import torch
 
@@ -91,16 +94,22 @@ def induction_warmup(model: Any, tokenizer: Any, max_steps: int, target_accuracy
     g = torch.Generator().manual_seed(seed)
     return _train_copying(model, lambda: copy_task_batch(pool, g, batch_size, prefix, chunk, chunks, separators),
                           max_steps, target_accuracy, lr, "list warm-up" if separators else "induction warm-up",
-                          progress, on_step)
+                          progress, on_step, bf16)
 
 
 def _train_copying(model: Any, make_batch: Any, max_steps: int, target_accuracy: float, lr: float, desc: str,
-                   progress: bool, on_step: Any) -> dict[str, Any]:
+                   progress: bool, on_step: Any, bf16: bool | None = None) -> dict[str, Any]:
     """The warm-ups' loop: AdamW on ``make_batch()`` batches until ``max_steps`` or a running copy accuracy of
-    ``target_accuracy``; returns ``{"steps", "accuracy", "loss", "seconds"}``."""
+    ``target_accuracy``; returns ``{"steps", "accuracy", "loss", "seconds"}``. ``bf16``: autocast to bfloat16
+    (``None``: where the hardware makes it fast)."""
     import time
 
     import torch
+
+    if bf16 is None:
+        from wmgym.training.sft_trainer import bf16_supported
+
+        bf16 = bf16_supported()
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     device = next(model.parameters()).device
@@ -114,7 +123,7 @@ def _train_copying(model: Any, make_batch: Any, max_steps: int, target_accuracy:
     while step < max_steps and acc < target_accuracy:
         ids, labels = make_batch()
         ids, labels = ids.to(device), labels.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(input_ids=ids, labels=labels)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -165,7 +174,7 @@ def recall_task_batch(texts: list[Any], g: Any, batch_tokens: int, window: int, 
 
 def recall_warmup(model: Any, texts: list[Any], max_steps: int, batch_tokens: int = 4096, window: int = 1024,
                   span: int = 24, spans: int = 16, cue: int = 3, lr: float = 3e-3, seed: int = 0,
-                  progress: bool = False, on_step: Any = None) -> dict[str, Any]:
+                  progress: bool = False, on_step: Any = None, bf16: bool | None = None) -> dict[str, Any]:
     """Train ``model`` to continue a span of natural text it has seen earlier in the sequence.
 
     The synthetic tasks of ``induction_warmup`` copy distinct random tokens,
@@ -177,7 +186,7 @@ def recall_warmup(model: Any, texts: list[Any], max_steps: int, batch_tokens: in
     states of the training chats, as token ids), then ``spans`` runs copied
     from random places of it; the first ``cue`` tokens of a run are given, the
     rest are labels. Returns ``{"steps", "accuracy", "loss", "seconds"}`` like
-    ``induction_warmup`` (accuracy: running mean of the copied tokens predicted right).
+    ``induction_warmup`` (accuracy: running mean of the copied tokens predicted right); ``bf16`` as there.
     """
     import torch
 
@@ -185,4 +194,4 @@ def recall_warmup(model: Any, texts: list[Any], max_steps: int, batch_tokens: in
         raise ValueError("the recall warm-up needs at least one text")
     g = torch.Generator().manual_seed(seed)
     return _train_copying(model, lambda: recall_task_batch(texts, g, batch_tokens, window, span, spans, cue),
-                          max_steps, float("inf"), lr, "recall warm-up", progress, on_step)
+                          max_steps, float("inf"), lr, "recall warm-up", progress, on_step, bf16)

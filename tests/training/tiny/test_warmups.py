@@ -24,6 +24,29 @@ def test_induction_warmup_teaches_a_fresh_model_to_copy():
     assert stats["steps"] == len(seen)
 
 
+@pytest.mark.parametrize("fast_bf16", [False, True])
+def test_warmups_autocast_to_bf16_only_where_the_hardware_makes_it_fast(monkeypatch, fast_bf16):
+    """On a CPU without AVX512-BF16/AMX a bf16 warm-up step was ~7x slower than float32 (the quickstart's warm-ups
+    took hours there): the warm-ups follow SFT's rule (``bf16_supported``) unless told otherwise."""
+    import torch
+
+    from wmgym.training import sft_trainer
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(sft_trainer, "bf16_supported", lambda: fast_bf16)
+    tok = tiny.train_tokenizer([f"word{i} thing{i}" for i in range(100)], tiny.TinyPreset(vocab_size=300))
+    model = tiny.build_model(tok, tiny.get_preset("tiny-s"))
+    seen = []
+    model.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    tiny.induction_warmup(model, tok, max_steps=2, batch_size=2, prefix=24, chunk=8, chunks=2)
+    texts = [torch.tensor(tok("word1 thing2 word3 thing4 " * 20, add_special_tokens=False)["input_ids"])]
+    tiny.recall_warmup(model, texts, max_steps=2, batch_tokens=256, window=64, span=8, spans=2)
+    assert seen == [fast_bf16] * 4
+    seen.clear()
+    tiny.induction_warmup(model, tok, max_steps=1, batch_size=2, prefix=24, chunk=8, chunks=2, bf16=not fast_bf16)
+    assert seen == [not fast_bf16], "an explicit choice wins over the hardware's"
+
+
 def test_list_copy_task_finds_each_item_by_the_item_two_tokens_back():
     """The list warm-up's sequences: after a shared separator only the item before it tells what comes next."""
     import torch
