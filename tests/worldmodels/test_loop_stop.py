@@ -6,7 +6,12 @@ import pytest
 
 from wmgym.worldmodels.hf_decode import looping
 
-CONTEXTS = ["Task: eat the apple\n- You are in the kitchen.", "You are in a hall.", "go", "A cellar. It is dark."]
+# Which chats send the tiny model into a loop depends on the CPU's float kernels (a twin trained from one recipe
+# differs across machines of one kind): the list holds chats that looped on an AVX512 machine (the first four) and
+# on an AVX2-only one ("", "look look look", "open", "take"), each with the actions its index gives it.
+CONTEXTS = ["Task: eat the apple\n- You are in the kitchen.", "You are in a hall.", "go", "A cellar. It is dark.",
+            "north", "You see a box.", "-= Kitchen =-", "", "look look look", "open", "You are carrying: a key.",
+            "The end.", "take"]
 ACTIONS = ["look", "open fridge", "go north", "take key from box", "inventory", "eat apple", "examine stove"]
 
 
