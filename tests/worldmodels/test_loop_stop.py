@@ -8,7 +8,8 @@ from wmgym.worldmodels.hf_decode import looping
 
 # Which chats send the tiny model into a loop depends on the CPU's float kernels (a twin trained from one recipe
 # differs across machines of one kind): the list holds chats that looped on an AVX512 machine (the first four) and
-# on an AVX2-only one ("", "look look look", "open", "take"), each with the actions its index gives it.
+# on an AVX2-only one ("", "look look look", "open", "take"). The chats between them never looped; they keep each
+# looping chat at the index, and so with the actions, it looped with.
 CONTEXTS = ["Task: eat the apple\n- You are in the kitchen.", "You are in a hall.", "go", "A cellar. It is dark.",
             "north", "You see a box.", "-= Kitchen =-", "", "look look look", "open", "You are carrying: a key.",
             "The end.", "take"]
