@@ -10,12 +10,16 @@ standard deviation, min, max) over seeds. Every score is the **greedy success in
 the same games for every arm and seed), played from the agent chat of :mod:`wmgym.agents.lm` with the whole
 history, as ``lm:DIR`` plays a GRPO directory (batched through :func:`wmgym.training.grpo.evaluate`).
 
-- **sft**: tiny agents (``wmgym train agent --model tiny``, ``--sft-steps`` action steps) trained on
+- **sft**: tiny agents (``--sft-steps`` action steps of ``wmgym train agent``) trained on
   ``real`` (N real episodes: the first N won episodes of the default twin's training data,
   ``training.default.data_paths``, of ``--real-policy``; collected with that policy when the file is absent),
   ``synth`` (N episodes of ``--agent`` played in the twin ``WM-<env>`` by ``wmgym synth --keep won``: the first N
   the twin judged won, at most ``--synth-factor`` x N played) and ``mixed`` (both, N + N), plus ``wm-sft``: the
   real episodes with ``--warm-start wm`` (``--warm-steps`` world-model steps before the same action steps).
+  ``--init`` says what these arms start from: ``tiny`` (from scratch, ``--model tiny``) or ``twin`` (the
+  twin's own world-model weights, ``--model TWIN_DIR``: world-model SFT on the twin's whole training data as the
+  warm start, Word2World's WM-SFT -> agent SFT); with ``twin`` a fifth arm, ``scratch`` (the real episodes from
+  scratch), is the SFT-alone baseline the warm start is judged against.
 - **rl**: GRPO (``wmgym train grpo``, ``--grpo-steps`` steps of ``--group`` episodes of ``--games-per-step``
   games, reward ``won``) from the ``real`` and ``wm-sft`` SFT agents in the real env (``sft+grpo``,
   ``wm-sft+grpo``), and from the ``real`` SFT agent in the twin (``sft+grpo-twin``: the twin's success marker as
@@ -67,6 +71,12 @@ from wmgym.benchmarks.common import (BenchmarkRun, bar_plot, fmt, line_plot, md_
 SECTIONS = ("sft", "rl", "verifier")
 #: SFT arms.
 SFT_ARMS = ("real", "synth", "mixed", "wm-sft")
+#: The extra SFT arm of ``init="twin"``: the real episodes from scratch, the baseline of the twin warm start.
+SCRATCH_ARM = "scratch"
+#: What the SFT arms start from (``--init``).
+INITS = ("tiny", "twin")
+#: Peak learning rate of agent SFT from a tiny twin's weights (the trainer's 2e-5 default is for pretrained LMs).
+TWIN_INIT_LR = 1e-3
 #: RL arms: name -> (the SFT arm it starts from, twin or real env for GRPO).
 RL_ARMS = {"sft+grpo": ("real", "real"), "wm-sft+grpo": ("wm-sft", "real"), "sft+grpo-twin": ("real", "twin")}
 #: The RWML mid-training arm (on with ``rwml_trade`` > 0): the ``real`` SFT agent's own real-env rollouts, RWML
@@ -101,6 +111,10 @@ class UtilityConfig:
     warm_steps: int = 0
     """World-model steps of the wm-sft warm start (0: as many as sft_steps)."""
     preset: str = "tiny"
+    init: str = "tiny"
+    """What the SFT arms start from: ``tiny`` (from scratch) or ``twin`` (the twin world model's weights)."""
+    sft_lr: float | None = None
+    """Peak learning rate of agent SFT (default: the trainer's for ``tiny``, :data:`TWIN_INIT_LR` for ``twin``)."""
     batch_tokens: int = 4096
     grpo_steps: int = 3
     group: int = 4
@@ -151,6 +165,8 @@ class UtilityConfig:
             raise ValueError(f"the {RWML_ARM} arm trades {self.rwml_trade} GRPO step(s) for rollouts, so grpo_steps "
                              f"must exceed rwml_trade, got grpo_steps {self.grpo_steps}; raise --grpo-steps or "
                              f"pass --rwml-trade 0")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; valid: {list(INITS)}")
         if self.group < 2:
             raise ValueError(f"group must be >= 2 (GRPO compares episodes of one game), got {self.group}")
         if any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in self.budgets) or not self.budgets:
@@ -162,6 +178,21 @@ class UtilityConfig:
     @property
     def seed_list(self) -> list[int]:
         return [self.seed + i for i in range(self.seeds)]
+
+    @property
+    def sft_arms(self) -> list[str]:
+        """The SFT arms this run trains: :data:`SFT_ARMS`, plus :data:`SCRATCH_ARM` when starting from the twin."""
+        return list(SFT_ARMS) + ([SCRATCH_ARM] if self.init == "twin" else [])
+
+    def twin_dir(self, env: str) -> str:
+        """The twin's world model directory (``models`` or the env's embedded default)."""
+        from wmgym.worldmodels.loading import default_model_dir, train_default_command
+
+        path = Path(self.models.get(env) or default_model_dir(env))
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"no world model for {env} at {path}; train it with "
+                                    f"`{train_default_command(env)}` or pass --model {env}=DIR")
+        return str(path)
 
     @property
     def rl_arms(self) -> dict[str, tuple[str, str]]:
@@ -339,11 +370,13 @@ def sft_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, data: dict[str, P
     if done is not None:
         return _with_score(cfg, env, run, done)
     files = {"real": [data["real"]], "synth": [data["synth"]], "mixed": [data["real"], data["synth"]],
-             "wm-sft": [data["real"]]}[arm]
+             "wm-sft": [data["real"]], SCRATCH_ARM: [data["real"]]}[arm]
+    twin = cfg.init == "twin" and arm != SCRATCH_ARM
     summary = _read(run / "train.json")
     if summary is None:
-        acfg = AgentConfig(data=[str(f) for f in files], out=str(run), model="tiny", preset=cfg.preset,
-                           max_steps=cfg.sft_steps, eval_fraction=0.0, seed=seed, batch_tokens=cfg.batch_tokens,
+        lr = cfg.sft_lr if cfg.sft_lr is not None else (TWIN_INIT_LR if twin else None)
+        acfg = AgentConfig(data=[str(f) for f in files], out=str(run), model=cfg.twin_dir(env) if twin else "tiny",
+                           preset=cfg.preset, lr=lr, max_steps=cfg.sft_steps, eval_fraction=0.0, seed=seed, batch_tokens=cfg.batch_tokens,
                            warm_start="wm" if arm == "wm-sft" else None,
                            warm_start_steps=(cfg.warm_steps or cfg.sft_steps) if arm == "wm-sft" else 0,
                            save_steps=max(50, cfg.sft_steps // 2), eval_steps=10 ** 6, logging_steps=10,
@@ -351,6 +384,7 @@ def sft_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, data: dict[str, P
         s = train(acfg)
         summary = {k: s.get(k) for k in ("steps", "warm_start_steps", "action_steps", "train_loss", "train_episodes",
                                          "parameters", "wall_s", "skipped_windows")}
+        summary["init"] = acfg.model
         _write(run / "train.json", summary)
     res = {"arm": arm, "seed": seed, "train": summary, "eval": evaluate_dir(cfg, env, run)}
     _write(run / "eval.json", res)
@@ -487,7 +521,7 @@ def run_env(cfg: UtilityConfig, env: str, out: Path) -> dict[str, Any]:
     sft: dict[str, list[dict[str, Any]]] = {}
     if need_sft:
         data = {"real": real_episodes(cfg, env, out)}
-        arms = list(SFT_ARMS) if "sft" in cfg.sections else ["real", "wm-sft"]
+        arms = cfg.sft_arms if "sft" in cfg.sections else ["real", "wm-sft"]
         if "synth" in arms or "mixed" in arms:
             data["synth"], res["synth_data"] = synth_episodes(cfg, env, out)
         for arm in arms:
@@ -504,6 +538,9 @@ def run_env(cfg: UtilityConfig, env: str, out: Path) -> dict[str, Any]:
         # neither SFT agent ever wins).
         res["goals"] = {"synth >= 0.9 real": None if syn is None or not real else syn >= 0.9 * real,
                         "wm-sft >= sft": None if not real and not wm else wm >= real}
+        if SCRATCH_ARM in res["sft"]:  # the twin's weights as the warm start, against SFT from scratch
+            scratch = res["sft"][SCRATCH_ARM]["success"]["mean"]
+            res["goals"]["twin-init >= scratch"] = None if not real and not scratch else real >= scratch
     if "rl" in cfg.sections:
         rl = {}
         for arm, (start, _) in cfg.rl_arms.items():
@@ -550,7 +587,7 @@ def _plots(bench: BenchmarkRun, results: dict[str, Any]) -> None:
     envs = results["envs"]
     with_sft = [e for e, r in envs.items() if "sft" in r]
     if with_sft:
-        arms = [a for a in SFT_ARMS if all(a in envs[e]["sft"] for e in with_sft)]
+        arms = [a for a in (*SFT_ARMS, SCRATCH_ARM) if all(a in envs[e]["sft"] for e in with_sft)]
         bar_plot(bench.add_figure("sft_success.png"), with_sft,
                  {a: [100 * (envs[e]["sft"][a]["success"]["mean"] or 0.0) for e in with_sft] for a in arms},
                  title="agent SFT: real-env success on held-out games", ylabel="success (%)", ylim=(0, 101))
@@ -575,7 +612,9 @@ def _plots(bench: BenchmarkRun, results: dict[str, Any]) -> None:
 
 
 def _markdown(cfg: UtilityConfig, results: dict[str, Any], figures: list[str]) -> str:
-    parts = [f"Scale: N = {cfg.episodes} episodes, {cfg.seeds} training seed(s), tiny `{cfg.preset}` agents, "
+    start = (f"agents started from the twin's world-model weights (`{SCRATCH_ARM}`: tiny `{cfg.preset}` from scratch)"
+             if cfg.init == "twin" else f"tiny `{cfg.preset}` agents from scratch")
+    parts = [f"Scale: N = {cfg.episodes} episodes, {cfg.seeds} training seed(s), {start}, "
              f"{cfg.sft_steps} SFT action steps, {cfg.grpo_steps} GRPO steps of {cfg.group} x {cfg.games_per_step} "
              f"episodes, scored by greedy real-env success on {cfg.eval_games} held-out games (at most "
              f"{cfg.max_steps} actions). Cells: mean ± sample std over seeds, in %.", ""]
@@ -655,6 +694,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sft-steps", type=int, default=60, help="SFT action steps per arm")
     p.add_argument("--warm-steps", type=int, default=0, help="world-model warm-start steps (0: --sft-steps)")
     p.add_argument("--preset", default="tiny", help="tiny model shape")
+    p.add_argument("--init", default="tiny", choices=INITS, help="what the SFT arms start from: tiny (from scratch) "
+                   "or twin (the twin world model's weights; adds the from-scratch arm 'scratch')")
+    p.add_argument("--sft-lr", type=float, default=None, help=f"agent SFT peak learning rate (default: the "
+                   f"trainer's for tiny, {TWIN_INIT_LR} for twin)")
     p.add_argument("--grpo-steps", type=int, default=3, help="GRPO steps per RL arm")
     p.add_argument("--group", type=int, default=4, help="GRPO episodes per game")
     p.add_argument("--games-per-step", type=int, default=1, help="GRPO games per step")
@@ -679,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
                         sections=[s for s in args.sections.split(",") if s], episodes=args.episodes,
                         seeds=args.seeds, seed=args.seed, agent=args.agent, real_policy=args.real_policy,
                         synth_factor=args.synth_factor, sft_steps=args.sft_steps, warm_steps=args.warm_steps,
-                        preset=args.preset, grpo_steps=args.grpo_steps, group=args.group,
+                        preset=args.preset, init=args.init, sft_lr=args.sft_lr, grpo_steps=args.grpo_steps, group=args.group,
                         games_per_step=args.games_per_step, rwml_trade=args.rwml_trade,
                         rwml_steps=args.rwml_steps, eval_games=args.eval_games, max_steps=args.max_steps,
                         budgets=[int(b) for b in args.budgets.split(",") if b.strip()],

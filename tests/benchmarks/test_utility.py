@@ -26,6 +26,7 @@ def test_spread_and_cells():
     ({"budgets": [0, -1]}, "budgets"),
     ({"grpo_steps": 1, "rwml_trade": 1}, "grpo_steps must exceed rwml_trade"),
     ({"rwml_trade": -1}, "rwml_trade must be >= 0"),
+    ({"init": "smollm"}, "unknown init"),
 ])
 def test_bad_config_is_a_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -113,6 +114,39 @@ def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textwor
     assert marker.stat().st_mtime_ns == before
     again = json.loads((out / "result.json").read_text())["results"]["envs"]["TextWorld-v0"]
     assert again["sft"]["real"]["success"] == r["sft"]["real"]["success"]
+
+
+@pytest.mark.slow
+def test_sft_from_the_twins_weights(tmp_path, trained_textworld_model_dir, textworld_gold_file):
+    """``init="twin"``: the SFT arms start from the twin's world-model weights (its tokenizer, its learning rate),
+    and the extra ``scratch`` arm trains the real episodes from scratch, the baseline of the warm-start goal."""
+    from transformers import AutoTokenizer
+
+    from wmgym.benchmarks.utility import SCRATCH_ARM, TWIN_INIT_LR, run
+
+    twin = str(trained_textworld_model_dir)
+    cfg = UtilityConfig(envs=["TextWorld-v0"], sections=["sft"], init="twin", episodes=2, seeds=1, sft_steps=2,
+                        eval_games=1, max_steps=3, synth_factor=2, models={"TextWorld-v0": twin},
+                        real_data={"TextWorld-v0": textworld_gold_file})
+    assert cfg.sft_arms == [*SFT_ARMS, SCRATCH_ARM]
+    out = tmp_path / "utility"
+    run(cfg, out=str(out), argv=["wmgym", "bench", "utility", "(test)"])
+    r = json.loads((out / "result.json").read_text())["results"]["envs"]["TextWorld-v0"]
+    assert set(r["sft"]) == {*SFT_ARMS, SCRATCH_ARM}
+    assert r["goals"].keys() == {"synth >= 0.9 real", "wm-sft >= sft", "twin-init >= scratch"}
+    vocab = len(AutoTokenizer.from_pretrained(twin))
+    for arm, a in r["sft"].items():
+        x = a["runs"][0]
+        assert x["train"]["init"] == ("tiny" if arm == SCRATCH_ARM else twin) and x["train"]["action_steps"] == 2
+        saved = json.loads((out / "TextWorld-v0" / "sft" / f"{arm}-s0" / "wmgym.json").read_text())["config"]
+        assert saved["lr"] == (2e-3 if arm == SCRATCH_ARM else TWIN_INIT_LR)
+        arm_dir = out / "TextWorld-v0" / "sft" / f"{arm}-s0"
+        if arm == SCRATCH_ARM:  # its own tokenizer, trained on the agent chats
+            assert (arm_dir / "init" / "tokenizer.json").is_file()
+        else:
+            assert not (arm_dir / "init").exists() and len(AutoTokenizer.from_pretrained(arm_dir)) == vocab
+    assert r["sft"]["real"]["train_episodes"] == r["sft"][SCRATCH_ARM]["train_episodes"]
+    assert "started from the twin's world-model weights" in (out / "report.md").read_text()
 
 
 def test_real_episodes_collects_the_real_policy_when_the_default_data_has_none(tmp_path, textworld_gold_file):
