@@ -75,8 +75,6 @@ SFT_ARMS = ("real", "synth", "mixed", "wm-sft")
 SCRATCH_ARM = "scratch"
 #: What the SFT arms start from (``--init``).
 INITS = ("tiny", "twin")
-#: Peak learning rate of agent SFT from a tiny twin's weights (the trainer's 2e-5 default is for pretrained LMs).
-TWIN_INIT_LR = 1e-3
 #: RL arms: name -> (the SFT arm it starts from, twin or real env for GRPO).
 RL_ARMS = {"sft+grpo": ("real", "real"), "wm-sft+grpo": ("wm-sft", "real"), "sft+grpo-twin": ("real", "twin")}
 #: The RWML mid-training arm (on with ``rwml_trade`` > 0): the ``real`` SFT agent's own real-env rollouts, RWML
@@ -114,7 +112,7 @@ class UtilityConfig:
     init: str = "tiny"
     """What the SFT arms start from: ``tiny`` (from scratch) or ``twin`` (the twin world model's weights)."""
     sft_lr: float | None = None
-    """Peak learning rate of agent SFT (default: the trainer's for ``tiny``, :data:`TWIN_INIT_LR` for ``twin``)."""
+    """Peak learning rate of agent SFT (default: the trainer's, 1e-3 for a tiny twin's weights)."""
     batch_tokens: int = 4096
     grpo_steps: int = 3
     group: int = 4
@@ -374,9 +372,8 @@ def sft_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, data: dict[str, P
     twin = cfg.init == "twin" and arm != SCRATCH_ARM
     summary = _read(run / "train.json")
     if summary is None:
-        lr = cfg.sft_lr if cfg.sft_lr is not None else (TWIN_INIT_LR if twin else None)
         acfg = AgentConfig(data=[str(f) for f in files], out=str(run), model=cfg.twin_dir(env) if twin else "tiny",
-                           preset=cfg.preset, lr=lr, max_steps=cfg.sft_steps, eval_fraction=0.0, seed=seed, batch_tokens=cfg.batch_tokens,
+                           preset=cfg.preset, lr=cfg.sft_lr, max_steps=cfg.sft_steps, eval_fraction=0.0, seed=seed, batch_tokens=cfg.batch_tokens,
                            warm_start="wm" if arm == "wm-sft" else None,
                            warm_start_steps=(cfg.warm_steps or cfg.sft_steps) if arm == "wm-sft" else 0,
                            save_steps=max(50, cfg.sft_steps // 2), eval_steps=10 ** 6, logging_steps=10,
@@ -696,8 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="tiny", help="tiny model shape")
     p.add_argument("--init", default="tiny", choices=INITS, help="what the SFT arms start from: tiny (from scratch) "
                    "or twin (the twin world model's weights; adds the from-scratch arm 'scratch')")
-    p.add_argument("--sft-lr", type=float, default=None, help=f"agent SFT peak learning rate (default: the "
-                   f"trainer's for tiny, {TWIN_INIT_LR} for twin)")
+    p.add_argument("--sft-lr", type=float, default=None, help="agent SFT peak learning rate (default: "
+                   "`wmgym train agent`'s: 2e-3 from scratch, 1e-3 for a tiny twin's weights)")
     p.add_argument("--grpo-steps", type=int, default=3, help="GRPO steps per RL arm")
     p.add_argument("--group", type=int, default=4, help="GRPO episodes per game")
     p.add_argument("--games-per-step", type=int, default=1, help="GRPO games per step")

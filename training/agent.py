@@ -82,7 +82,8 @@ class AgentConfig:
     max_steps: int = 0
     """Optimizer steps of the action phase (0: use --epochs)."""
     lr: float | None = None
-    """Peak learning rate (default 2e-3 for tiny, 2e-4 for LoRA, 2e-5 for full fine-tuning)."""
+    """Peak learning rate (default 2e-3 for tiny, 2e-4 for LoRA, 2e-5 for full fine-tuning; 1e-3 for full
+    fine-tuning of a model under 10M parameters, such as a default twin's world model)."""
     bf16: bool | None = None
     """bf16 autocast (default: where the hardware has bf16)."""
     threads: int = 1
@@ -139,8 +140,9 @@ class AgentConfig:
             raise ValueError("give --epochs > 0 or --max-steps > 0")
         if self.save_steps < 1 or self.eval_steps < 1:
             raise ValueError("save_steps and eval_steps must be >= 1")
-        if self.lr is None:
-            self.lr = 2e-3 if self.model == "tiny" else 2e-4 if self.lora else 2e-5
+        if self.lr is None and (self.model == "tiny" or self.lora):
+            self.lr = 2e-3 if self.model == "tiny" else 2e-4
+        # Full fine-tuning of a given model: resolved by default_lr once the model's size is known.
 
 
 # ---------------------------------------------------------------------- data
@@ -317,6 +319,21 @@ def action_accuracy(model: Any, tokenizer: Any, examples: list[dict[str, Any]]) 
     return hits / total if total else None
 
 
+#: Models with fewer parameters than this are fine-tuned at :data:`SMALL_MODEL_LR` by default (the tiny models
+#: wmgym trains from scratch, e.g. a default twin's world model as the warm start; 2e-5 barely moves them).
+SMALL_MODEL_PARAMS = 10_000_000
+SMALL_MODEL_LR = 1e-3
+
+
+def default_lr(cfg: AgentConfig, model: Any) -> float:
+    """The peak learning rate of a run that gave none: :attr:`AgentConfig.lr`'s rules."""
+    if cfg.lr is not None:
+        return cfg.lr
+    from wmgym.training import tiny
+
+    return SMALL_MODEL_LR if tiny.num_parameters(model) < SMALL_MODEL_PARAMS else 2e-5
+
+
 # ---------------------------------------------------------------------- train
 def train(cfg: AgentConfig) -> dict[str, Any]:
     """Run agent SFT (with its warm start); returns a summary, also saved in ``OUT/wmgym.json``."""
@@ -332,6 +349,7 @@ def train(cfg: AgentConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     train_eps, held_eps = load_data(cfg)
     model, tokenizer = load_model(cfg, train_eps)
+    cfg.lr = default_lr(cfg, model)
     train_ex, tstats = agent_examples(tokenizer, train_eps, cfg.max_length, cfg.max_turns, "action")
     if not train_ex:
         raise ValueError(f"no window of the {tstats['chats']} training chats fits max_length={cfg.max_length} "

@@ -122,7 +122,8 @@ def test_sft_from_the_twins_weights(tmp_path, trained_textworld_model_dir, textw
     and the extra ``scratch`` arm trains the real episodes from scratch, the baseline of the warm-start goal."""
     from transformers import AutoTokenizer
 
-    from wmgym.benchmarks.utility import SCRATCH_ARM, TWIN_INIT_LR, run
+    from wmgym.benchmarks.utility import SCRATCH_ARM, run
+    from wmgym.training.agent import SMALL_MODEL_LR
 
     twin = str(trained_textworld_model_dir)
     cfg = UtilityConfig(envs=["TextWorld-v0"], sections=["sft"], init="twin", episodes=2, seeds=1, sft_steps=2,
@@ -139,7 +140,7 @@ def test_sft_from_the_twins_weights(tmp_path, trained_textworld_model_dir, textw
         x = a["runs"][0]
         assert x["train"]["init"] == ("tiny" if arm == SCRATCH_ARM else twin) and x["train"]["action_steps"] == 2
         saved = json.loads((out / "TextWorld-v0" / "sft" / f"{arm}-s0" / "wmgym.json").read_text())["config"]
-        assert saved["lr"] == (2e-3 if arm == SCRATCH_ARM else TWIN_INIT_LR)
+        assert saved["lr"] == (2e-3 if arm == SCRATCH_ARM else SMALL_MODEL_LR)
         arm_dir = out / "TextWorld-v0" / "sft" / f"{arm}-s0"
         if arm == SCRATCH_ARM:  # its own tokenizer, trained on the agent chats
             assert (arm_dir / "init" / "tokenizer.json").is_file()

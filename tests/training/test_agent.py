@@ -138,3 +138,28 @@ def test_lora_on_a_pretrained_chat_model_saves_a_merged_model_lm_dir_plays(exper
     agent = make_agent(f"lm:{out}?mode=score", "TextWorld-v0")
     agent.reset("You are in a kitchen.", {}, 0)
     assert agent.act("You are in a kitchen.", {"admissible_commands": ["go north", "look"]}) in ("go north", "look")
+
+
+def test_default_learning_rates_follow_the_model(expert_file, tmp_path):
+    """Tiny from scratch 2e-3, LoRA 2e-4; full fine-tuning of a given model 2e-5, unless it is a small model
+    (a default twin's world model as the warm start), which 2e-5 would barely move: 1e-3. A given lr wins."""
+    from types import SimpleNamespace
+
+    from wmgym.training.agent import SMALL_MODEL_LR, SMALL_MODEL_PARAMS, default_lr
+
+    class Sized:  # num_parameters only sums parameters()
+        def __init__(self, n):
+            self.n = n
+
+        def parameters(self):
+            return [SimpleNamespace(numel=lambda: self.n)]
+
+    assert _cfg(expert_file, tmp_path, lr=None).lr == 2e-3
+    base = tmp_path / "base"
+    base.mkdir()
+    assert _cfg(expert_file, tmp_path, lr=None, model=str(base), lora=True).lr == 2e-4
+    full = _cfg(expert_file, tmp_path, lr=None, model=str(base))
+    assert full.lr is None  # known once the model is loaded
+    assert default_lr(full, Sized(SMALL_MODEL_PARAMS - 1)) == SMALL_MODEL_LR
+    assert default_lr(full, Sized(135_000_000)) == 2e-5
+    assert default_lr(_cfg(expert_file, tmp_path, lr=5e-4, model=str(base)), Sized(10)) == 5e-4
