@@ -47,7 +47,8 @@ Resumable: everything lives under ``--out`` (``ENV/real-nN.jsonl``, ``ENV/synth-
 ``ENV/synth-all.jsonl``, ``ENV/sft/ARM-sSEED``,
 ``ENV/rl/ARM-sSEED`` (the RWML arm also holds ``rollouts.jsonl``, ``rwml/`` and ``rwml.json``),
 ``ENV/verifier``); an arm whose ``eval.json`` exists is read back, not redone, and the
-training runs resume from their checkpoints. ``result.json`` and ``report.md`` (tables and plots) are written
+training runs resume from their checkpoints. A rerun with another ``--eval-games`` scores the finished agents
+again on that many games (nothing is trained again). ``result.json`` and ``report.md`` (tables and plots) are written
 at the end.
 
 Goals (issue 25): the ``synth`` agent reaches >= 90% of the ``real`` agent's real-env success
@@ -351,9 +352,19 @@ def evaluate_score(cfg: UtilityConfig, env: str, model_dir: Path) -> dict[str, A
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def _rescored(cfg: UtilityConfig, env: str, run: Path, res: dict[str, Any]) -> dict[str, Any]:
+    """A finished arm's record, its agent scored again when it was scored on another number of held-out games
+    than ``eval_games`` asks for now (a rerun with more games narrows the spread without training again)."""
+    if res["eval"].get("games") != cfg.eval_games:
+        res["eval"] = evaluate_dir(cfg, env, run)
+        res.pop("eval_score", None)
+        _write(run / "eval.json", res)
+    return res
+
+
 def _with_score(cfg: UtilityConfig, env: str, run: Path, res: dict[str, Any]) -> dict[str, Any]:
     """Add the score-mode evaluation to a finished arm's record when ``score_eval`` asks for it."""
-    if cfg.score_eval and "eval_score" not in res:
+    if cfg.score_eval and res.get("eval_score", {}).get("games") != cfg.eval_games:
         res["eval_score"] = evaluate_score(cfg, env, run)
         _write(run / "eval.json", res)
     return res
@@ -366,7 +377,7 @@ def sft_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, data: dict[str, P
     run = out / env / "sft" / f"{arm}-s{seed}"
     done = _read(run / "eval.json")
     if done is not None:
-        return _with_score(cfg, env, run, done)
+        return _with_score(cfg, env, run, _rescored(cfg, env, run, done))
     files = {"real": [data["real"]], "synth": [data["synth"]], "mixed": [data["real"], data["synth"]],
              "wm-sft": [data["real"]], SCRATCH_ARM: [data["real"]]}[arm]
     twin = cfg.init == "twin" and arm != SCRATCH_ARM
@@ -399,9 +410,10 @@ def rl_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, out: Path, start: 
     run = out / env / "rl" / f"{arm}-s{seed}"
     done = _read(run / "eval.json")
     if done is not None:
+        done["start"] = start["eval"]  # its SFT start, as scored now
         if start.get("eval_score") is not None:
             done["start_score"] = start["eval_score"]
-        return _with_score(cfg, env, run, done)
+        return _with_score(cfg, env, run, _rescored(cfg, env, run, done))
     sft_arm_name, where = cfg.rl_arms[arm]
     play = env if where == "real" else twin_id(env)
     kwargs = {"model": cfg.models[env]} if where == "twin" and env in cfg.models else {}

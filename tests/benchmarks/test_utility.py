@@ -115,6 +115,19 @@ def test_every_section_end_to_end(tmp_path, trained_textworld_model_dir, textwor
     again = json.loads((out / "result.json").read_text())["results"]["envs"]["TextWorld-v0"]
     assert again["sft"]["real"]["success"] == r["sft"]["real"]["success"]
 
+    # a rerun on more held-out games scores the finished agents again (both modes), and trains nothing
+    import dataclasses
+
+    run(dataclasses.replace(cfg, eval_games=3), out=str(out), argv=["wmgym", "bench", "utility", "(test)"])
+    assert marker.stat().st_mtime_ns == before
+    more = json.loads((out / "result.json").read_text())["results"]["envs"]["TextWorld-v0"]
+    for section in ("sft", "rl"):
+        for a in more[section].values():
+            x = a["runs"][0]
+            assert x["eval"]["games"] == 3 and x["eval_score"]["games"] == 3
+    x = more["rl"]["sft+grpo"]["runs"][0]
+    assert x["start"] == more["sft"]["real"]["runs"][0]["eval"] and x["start"]["games"] == 3
+
 
 @pytest.mark.slow
 def test_sft_from_the_twins_weights(tmp_path, trained_textworld_model_dir, textworld_gold_file):
