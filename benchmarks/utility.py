@@ -356,9 +356,12 @@ def _rescored(cfg: UtilityConfig, env: str, run: Path, res: dict[str, Any]) -> d
     """A finished arm's record, its agent scored again when it was scored on another number of held-out games
     than ``eval_games`` asks for now (a rerun with more games narrows the spread without training again)."""
     if res["eval"].get("games") != cfg.eval_games:
+        before = res["eval"]
         res["eval"] = evaluate_dir(cfg, env, run)
         res.pop("eval_score", None)
         _write(run / "eval.json", res)
+        print(f"{env} {run.parent.name} {run.name}: rescored, real success {before['success']:.3f} on "
+              f"{before.get('games')} games -> {res['eval']['success']:.3f} on {cfg.eval_games}", flush=True)
     return res
 
 
