@@ -80,17 +80,13 @@ def model_names(models: list[str] | None, envs: list[str]) -> dict[str, str | No
 def load_models(names: dict[str, str | None], backend: str = "hf", **kwargs: Any) -> dict[str, Any]:
     """Load each env's world model once (envs naming the same model share it)."""
     from wmgym.worldmodels import load_world_model
-    from wmgym.worldmodels.loading import default_model_dir, train_default_command
+    from wmgym.worldmodels.loading import trained_default_dir
 
     loaded: dict[str, Any] = {}
     out: dict[str, Any] = {}
     for env, name in names.items():
         if name is None and backend != "openai":
-            path = default_model_dir(env)
-            if not (path / "config.json").is_file():
-                raise FileNotFoundError(f"no world model for {env} at {path}; train it with "
-                                        f"`{train_default_command(env)}` or pass --model DIR")
-            name = str(path)
+            name = str(trained_default_dir(env, "--model DIR"))
         if name is None:
             raise ValueError("--backend openai needs --model NAME (the served model) and --wm-arg base_url=URL")
         if name not in loaded:

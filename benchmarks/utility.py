@@ -184,14 +184,10 @@ class UtilityConfig:
         return list(SFT_ARMS) + ([SCRATCH_ARM] if self.init == "twin" else [])
 
     def twin_dir(self, env: str) -> str:
-        """The twin's world model directory (``models`` or the env's embedded default)."""
-        from wmgym.worldmodels.loading import default_model_dir, train_default_command
+        """The twin's world model directory (``models`` or the env's trained embedded default)."""
+        from wmgym.worldmodels.loading import trained_default_dir
 
-        path = Path(self.models.get(env) or default_model_dir(env))
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"no world model for {env} at {path}; train it with "
-                                    f"`{train_default_command(env)}` or pass --model {env}=DIR")
-        return str(path)
+        return self.models.get(env) or str(trained_default_dir(env, f"--model {env}=DIR"))
 
     @property
     def rl_arms(self) -> dict[str, tuple[str, str]]:
@@ -387,7 +383,8 @@ def sft_arm(cfg: UtilityConfig, env: str, arm: str, seed: int, data: dict[str, P
     summary = _read(run / "train.json")
     if summary is None:
         acfg = AgentConfig(data=[str(f) for f in files], out=str(run), model=cfg.twin_dir(env) if twin else "tiny",
-                           preset=cfg.preset, lr=cfg.sft_lr, max_steps=cfg.sft_steps, eval_fraction=0.0, seed=seed, batch_tokens=cfg.batch_tokens,
+                           preset=cfg.preset, lr=cfg.sft_lr, max_steps=cfg.sft_steps, eval_fraction=0.0, seed=seed,
+                           batch_tokens=cfg.batch_tokens,
                            warm_start="wm" if arm == "wm-sft" else None,
                            warm_start_steps=(cfg.warm_steps or cfg.sft_steps) if arm == "wm-sft" else 0,
                            save_steps=max(50, cfg.sft_steps // 2), eval_steps=10 ** 6, logging_steps=10,
@@ -734,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
                         sections=[s for s in args.sections.split(",") if s], episodes=args.episodes,
                         seeds=args.seeds, seed=args.seed, agent=args.agent, real_policy=args.real_policy,
                         synth_factor=args.synth_factor, sft_steps=args.sft_steps, warm_steps=args.warm_steps,
-                        preset=args.preset, init=args.init, sft_lr=args.sft_lr, grpo_steps=args.grpo_steps, group=args.group,
+                        preset=args.preset, init=args.init, sft_lr=args.sft_lr, grpo_steps=args.grpo_steps,
+                        group=args.group,
                         games_per_step=args.games_per_step, rwml_trade=args.rwml_trade,
                         rwml_steps=args.rwml_steps, eval_games=args.eval_games, max_steps=args.max_steps,
                         budgets=[int(b) for b in args.budgets.split(",") if b.strip()],

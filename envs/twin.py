@@ -75,18 +75,14 @@ def resolve_world_model(real_id: str, model: str | Path | WorldModel | None, bac
                         kwargs: dict[str, Any]) -> WorldModel:
     """The world model a twin of ``real_id`` uses (loaded, shared, or the embedded default)."""
     from wmgym.worldmodels import load_world_model
-    from wmgym.worldmodels.loading import default_model_dir, train_default_command
+    from wmgym.worldmodels.loading import trained_default_dir
 
     if model is not None and not isinstance(model, (str, Path)):
         if not isinstance(model, WorldModel):
             raise TypeError(f"model must be a directory, a hub id or a WorldModel, got {type(model).__name__}")
         return model
     if model is None and backend != "openai":
-        path = default_model_dir(real_id)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"no world model for {real_id} at {path}; train the default with "
-                                    f"`{train_default_command(real_id)}`, or pass model=DIR_OR_HUB_ID")
-        model = path
+        model = trained_default_dir(real_id, "model=DIR_OR_HUB_ID")
     if model is None:
         raise ValueError("backend='openai' needs model= (the served model name) and base_url=")
     key = (str(model), backend, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))

@@ -349,7 +349,7 @@ def train(cfg: AgentConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     train_eps, held_eps = load_data(cfg)
     model, tokenizer = load_model(cfg, train_eps)
-    cfg.lr = default_lr(cfg, model)
+    cfg = dataclasses.replace(cfg, lr=default_lr(cfg, model))  # the caller's config is left as given
     train_ex, tstats = agent_examples(tokenizer, train_eps, cfg.max_length, cfg.max_turns, "action")
     if not train_ex:
         raise ValueError(f"no window of the {tstats['chats']} training chats fits max_length={cfg.max_length} "

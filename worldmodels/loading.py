@@ -23,6 +23,16 @@ def train_default_command(env_id: str) -> str:
     return f"wmgym train default --env {env_id}"
 
 
+def trained_default_dir(env_id: str, instead: str) -> Path:
+    """:func:`default_model_dir` of ``env_id`` once trained; else a FileNotFoundError naming the command that
+    trains it and ``instead``, the caller's way to pass another model (e.g. ``"--model DIR"``)."""
+    path = default_model_dir(env_id)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no world model for {env_id} at {path}; train the default with "
+                                f"`{train_default_command(env_id)}`, or pass {instead}")
+    return path
+
+
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` forbids the hub (any of 1/true/yes/on)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
